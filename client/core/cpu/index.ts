@@ -1,0 +1,30 @@
+/**
+ * The CPU compute backend (kind 'cpu'): the reference implementation and the
+ * fallback for runtimes without WebGPU. Runs in Node, Deno, browsers and Web
+ * Workers alike.
+ */
+import type { ComputeBackend } from '../backend.ts';
+import { CpuBackend, type CpuEngine } from './cpu-backend.ts';
+import { matmul } from './kernels.ts';
+import { ArrayWorkspace } from './workspace.ts';
+
+export interface CpuBackendOptions {
+  /**
+   * 'auto' (default): WebAssembly SIMD kernels where the runtime has them,
+   * else plain TypeScript; 'js': always the plain TypeScript kernels.
+   */
+  readonly engine?: 'auto' | 'js';
+}
+
+/** The plain TypeScript engine. */
+export function jsEngine(): CpuEngine {
+  return { name: 'TypeScript, 1 thread', matmul, workspace: new ArrayWorkspace() };
+}
+
+export async function createCpuBackend(opts: CpuBackendOptions = {}): Promise<ComputeBackend> {
+  void opts;
+  return new CpuBackend(jsEngine());
+}
+
+export { CpuBackend, type CpuEngine, type MatmulFn } from './cpu-backend.ts';
+export * from './kernels.ts';
