@@ -1,0 +1,130 @@
+/**
+ * Aggregation of task results within one iteration. Every partial aggregate
+ * carries the exact set of tasks it covers; combining two partials whose sets
+ * overlap is an error, so a task is never counted twice, and the sum is only
+ * handed out when the coverage equals the iteration's task set, so none is
+ * lost. Implementations: flat (one running sum) and tree (fixed fan-in).
+ * Peer-to-peer aggregation among browsers will be a third.
+ */
+
+/** The sums of one or more tasks. The arrays are owned by the aggregate once added. */
+export interface Sums {
+  readonly grads: Map<string, Float32Array>;
+  loss: number;
+  correct: number;
+  count: number;
+}
+
+export interface PartialAggregate extends Sums {
+  /** exactly the task ids summed in */
+  readonly covers: Set<string>;
+}
+
+export type AddOutcome = 'added' | 'duplicate' | 'unknown';
+
+export interface Aggregator {
+  readonly kind: string;
+  /** Starts an iteration that expects exactly these tasks; drops anything held. */
+  begin(tasks: readonly string[]): void;
+  /** Adds one task's sums (taking ownership of the arrays); 'duplicate' and 'unknown' change nothing. */
+  add(taskId: string, sums: Sums): AddOutcome;
+  /** Tasks covered so far. */
+  readonly covered: number;
+  /** Tasks the iteration expects. */
+  readonly expected: number;
+  has(taskId: string): boolean;
+  complete(): boolean;
+  /** The total; throws unless complete. Its `covers` equals the expected set. */
+  finish(): PartialAggregate;
+  /** Bytes of gradient data summed so far (for throughput figures). */
+  readonly bytesSummed: number;
+}
+
+export class AggregationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AggregationError';
+  }
+}
+
+/** a += b, coverage sets united; throws on overlap or a shape mismatch. Returns bytes summed. */
+export function mergeInto(a: PartialAggregate, b: PartialAggregate): number {
+  for (const t of b.covers) if (a.covers.has(t)) throw new AggregationError(`task ${t} is covered by both partial aggregates`);
+  let bytes = 0;
+  for (const [name, g] of b.grads) {
+    const acc = a.grads.get(name);
+    if (!acc) {
+      a.grads.set(name, g);
+      continue;
+    }
+    if (acc.length !== g.length) throw new AggregationError(`gradient "${name}": ${acc.length} values vs ${g.length}`);
+    const n = g.length;
+    for (let i = 0; i < n; i++) acc[i] += g[i]!;
+    bytes += g.byteLength;
+  }
+  a.loss += b.loss;
+  a.correct += b.correct;
+  a.count += b.count;
+  for (const t of b.covers) a.covers.add(t);
+  return bytes;
+}
+
+export function leaf(taskId: string, s: Sums): PartialAggregate {
+  return { grads: s.grads, loss: s.loss, correct: s.correct, count: s.count, covers: new Set([taskId]) };
+}
+
+/** Shared bookkeeping: the expected set and which tasks were added. */
+export abstract class BaseAggregator implements Aggregator {
+  abstract readonly kind: string;
+  protected expectedSet = new Set<string>();
+  protected seen = new Set<string>();
+  bytesSummed = 0;
+
+  begin(tasks: readonly string[]): void {
+    this.expectedSet = new Set(tasks);
+    if (this.expectedSet.size !== tasks.length) throw new AggregationError('begin: task ids repeat');
+    this.seen = new Set();
+    this.reset();
+  }
+
+  get covered(): number {
+    return this.seen.size;
+  }
+
+  get expected(): number {
+    return this.expectedSet.size;
+  }
+
+  has(taskId: string): boolean {
+    return this.seen.has(taskId);
+  }
+
+  complete(): boolean {
+    return this.seen.size === this.expectedSet.size;
+  }
+
+  add(taskId: string, sums: Sums): AddOutcome {
+    if (!this.expectedSet.has(taskId)) return 'unknown';
+    if (this.seen.has(taskId)) return 'duplicate';
+    this.seen.add(taskId);
+    this.push(leaf(taskId, sums));
+    return 'added';
+  }
+
+  finish(): PartialAggregate {
+    if (!this.complete()) {
+      throw new AggregationError(`iteration incomplete: ${this.seen.size} of ${this.expectedSet.size} tasks covered`);
+    }
+    const total = this.drain();
+    if (total.covers.size !== this.expectedSet.size || [...this.expectedSet].some((t) => !total.covers.has(t))) {
+      throw new AggregationError(`coverage ${total.covers.size} differs from the ${this.expectedSet.size} expected tasks`);
+    }
+    return total;
+  }
+
+  protected abstract reset(): void;
+  protected abstract push(p: PartialAggregate): void;
+  /** Everything combined into one partial (only called when complete). */
+  protected abstract drain(): PartialAggregate;
+}
+

@@ -1,0 +1,4 @@
+import { FlatAggregator } from '../../../coordinator/aggregate/index.ts';
+import { aggregatorContract } from './common.case.ts';
+
+aggregatorContract('flat', () => new FlatAggregator());
