@@ -44,9 +44,11 @@ export function idxMagic(type: IdxType, ndims: number): number {
 }
 
 function describe(expect: IdxExpect | undefined): string {
-  if (expect?.type !== undefined && expect.ndims !== undefined) {
-    return `${hex(magicOf(expect.type, expect.ndims))} (${byType(expect.type).label}, ${expect.ndims} dims)`;
-  }
+  const t = expect?.type === undefined ? undefined : byType(expect.type);
+  const n = expect?.ndims;
+  if (t && n !== undefined) return `${hex(magicOf(t.type, n))} (${t.label}, ${n} dims)`;
+  if (t) return `0x0000${t.code.toString(16).padStart(2, '0')}NN (${t.label}, NN dims)`;
+  if (n !== undefined) return `0x0000TT${n.toString(16).padStart(2, '0')} (TT = data type, ${n} dims)`;
   return '0x0000TTNN (TT = data type, NN = number of dims)';
 }
 
@@ -73,11 +75,11 @@ export function parseIdx(bytes: Uint8Array, name: string, expect?: IdxExpect): I
   }
   const type = t!;
   if (expect?.type !== undefined && expect.type !== type.type) {
-    fail(`data type ${type.label} (magic ${hex(magic)}), expected ${byType(expect.type).label} (magic ${describe(expect)})`);
+    fail(`magic number ${hex(magic)} means ${type.label} data, expected ${describe(expect)}`);
   }
   if (ndims === 0) fail(`magic number ${hex(magic)} declares 0 dimensions, expected at least 1`);
   if (expect?.ndims !== undefined && expect.ndims !== ndims) {
-    fail(`${ndims} dimensions (magic ${hex(magic)}), expected ${expect.ndims} (magic ${describe(expect)}); images and labels swapped?`);
+    fail(`magic number ${hex(magic)} means ${ndims} dims, expected ${describe(expect)}; images and labels swapped?`);
   }
   const head = 4 + 4 * ndims;
   if (bytes.length < head) fail(`truncated: ${bytes.length} bytes, the header of ${ndims} dims needs ${head}`);

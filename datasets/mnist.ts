@@ -136,8 +136,13 @@ export async function loadMnistDir(dir: string): Promise<{ train: Dataset; test:
   const [ti, tl, si, sl] = await Promise.all(KEYS.map((k) => readMaybeGzip(found[k]!)));
   const train = pairImagesLabels(parseIdxImages(ti!, found.trainImages!), parseIdxLabels(tl!, found.trainLabels!), found.trainImages, found.trainLabels);
   const test = pairImagesLabels(parseIdxImages(si!, found.testImages!), parseIdxLabels(sl!, found.testLabels!), found.testImages, found.testLabels);
-  labelHistogram(train); // throws on a label outside 0..9
-  labelHistogram(test);
+  for (const [ds, file] of [[train, found.trainLabels!], [test, found.testLabels!]] as const) {
+    try {
+      labelHistogram(ds); // throws on a label outside 0..9
+    } catch (e) {
+      throw new DatasetError(`${file}: ${(e as Error).message}; is this MNIST?`, { cause: e });
+    }
+  }
   return { train, test };
 }
 

@@ -108,16 +108,18 @@ describe('IDX corruption gives a clear error', () => {
 
   it('wrong data type', () => {
     expect(err(() => parseIdxLabels(encodeIdx([3], new Int32Array([1, 2, 3])), 'g'))).toMatch(
-      /^g: data type int32 \(magic 0x00000c01\), expected uint8/,
+      /^g: magic number 0x00000c01 means int32 data, expected 0x00000801 \(uint8, 1 dims\)$/,
     );
   });
 
   it('wrong number of dims: images given as labels and back', () => {
     expect(err(() => parseIdxLabels(images(), 'labels-file'))).toMatch(
-      /^labels-file: 3 dimensions \(magic 0x00000803\), expected 1 \(magic 0x00000801/,
+      /^labels-file: magic number 0x00000803 means 3 dims, expected 0x00000801 \(uint8, 1 dims\); images and labels swapped\?$/,
     );
-    expect(err(() => parseIdxImages(labels(), 'images-file'))).toMatch(/^images-file: 1 dimensions .* expected 3/);
+    expect(err(() => parseIdxImages(labels(), 'images-file'))).toMatch(/^images-file: magic number 0x00000801 means 1 dims, expected 0x00000803/);
     expect(err(() => parseIdx(new Uint8Array([0, 0, 8, 0]), 'h'))).toMatch(/declares 0 dimensions/);
+    expect(err(() => parseIdx(labels(), 'k', { ndims: 2 }))).toMatch(/expected 0x0000TT02 \(TT = data type, 2 dims\)/);
+    expect(err(() => parseIdx(encodeIdx([1], new Float32Array(1)), 'k', { type: 'u8' }))).toMatch(/expected 0x000008NN \(uint8, NN dims\)/);
   });
 
   it('image count not matching label count', () => {
