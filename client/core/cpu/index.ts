@@ -6,6 +6,7 @@
 import type { ComputeBackend } from '../backend.ts';
 import { CpuBackend, type CpuEngine } from './cpu-backend.ts';
 import { matmul } from './kernels.ts';
+import { createSimdEngine } from './simd.ts';
 import { ArrayWorkspace } from './workspace.ts';
 
 export interface CpuBackendOptions {
@@ -21,10 +22,15 @@ export function jsEngine(): CpuEngine {
   return { name: 'TypeScript, 1 thread', matmul, workspace: new ArrayWorkspace() };
 }
 
+/**
+ * The CPU backend on the fastest engine the runtime has (see `adapter` for
+ * which): WebAssembly SIMD kernels, else plain TypeScript.
+ */
 export async function createCpuBackend(opts: CpuBackendOptions = {}): Promise<ComputeBackend> {
-  void opts;
-  return new CpuBackend(jsEngine());
+  const simd = opts.engine === 'js' ? null : await createSimdEngine();
+  return new CpuBackend(simd ?? jsEngine());
 }
 
 export { CpuBackend, type CpuEngine, type MatmulFn } from './cpu-backend.ts';
 export * from './kernels.ts';
+export { createSimdEngine } from './simd.ts';

@@ -7,6 +7,8 @@
 
 /** Floats per alignment unit: every view starts on a 16-byte boundary (one f32x4). */
 const ALIGN = 4;
+/** Bytes kept readable after a WasmWorkspace's last buffer (assembly/simd.as.ts reads up to 12 past B). */
+const SLACK = 64;
 
 export interface Workspace {
   /** Views of the given lengths, 16-byte aligned, not cleared; valid until the next reserve(). */
@@ -49,7 +51,8 @@ export class WasmWorkspace implements Workspace {
 
   reserve(lengths: readonly number[]): Float32Array[] {
     const { offsets, total } = layout(lengths);
-    const need = this.base + total * 4;
+    // SLACK: the SIMD kernels may read (never write) a few bytes past the last buffer.
+    const need = this.base + total * 4 + SLACK;
     const have = this.memory.buffer.byteLength;
     if (need > have) this.memory.grow(Math.ceil((need - have) / 65536));
     const buf = this.memory.buffer;
