@@ -1,0 +1,166 @@
+/**
+ * Typed dispatches of the WGSL kernels in shaders/: each function checks its
+ * shapes, picks the kernel's constants and records one dispatch. Buffers are
+ * row-major f32 (ids and labels u32). Shape legend as in shaders/matmul.wgsl:
+ * op(A) is M x K, op(B) is K x N, C is M x N.
+ */
+import { GpuError, type KernelSpec, type Recording } from './gpu.ts';
+
+/**
+ * Stand-ins for bindings a kernel variant never touches: one writable, one
+ * read-only (a buffer may not be bound writable and read-only in one dispatch).
+ */
+export interface Dummies {
+  readonly rw: GPUBuffer;
+  readonly ro: GPUBuffer;
+}
+
+export type MatmulForm = 'nn' | 'tn' | 'nt';
+const FORM: Record<MatmulForm, number> = { nn: 0, tn: 1, nt: 2 };
+
+/** matmul.wgsl's epilogues (see the shader's header). */
+export type Epilogue = 'axpby' | 'biasSigmoid' | 'biasSigmoidSample' | 'bias' | 'sigmoidDelta';
+const EPI: Record<Epilogue, number> = { axpby: 0, biasSigmoid: 1, biasSigmoidSample: 2, bias: 3, sigmoidDelta: 4 };
+
+/** One matmul configuration: a workgroup of wgX x wgY invocations, each owning a tm x tn block. */
+export interface MatmulTile {
+  /** Stage K-slices of the operands in workgroup memory (GPUs) or read storage directly (CPU emulation). */
+  readonly shared: boolean;
+  readonly wgX: number;
+  readonly wgY: number;
+  /** K-slice depth of the shared tiles. */
+  readonly bk: number;
+  /** Register block: rows, multiple of 4. */
+  readonly tm: number;
+  /** Register block: columns, multiple of 4. */
+  readonly tn: number;
+}
+
+/**
+ * Matmul tunables: the `large` tile for problems that fill the device with
+ * workgroups, the `small` one otherwise (a workgroup count under `minTiles`).
+ */
+export interface MatmulTuning {
+  readonly large: MatmulTile;
+  readonly small: MatmulTile;
+  readonly minTiles: number;
+}
+
+/** Real GPUs: 128 x 128 tiles of 8 x 8 register blocks, 64 x 64 for small problems. */
+export const GPU_TUNING: MatmulTuning = {
+  large: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 8, tn: 8 },
+  small: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 4, tn: 4 },
+  minTiles: 256,
+};
+
+/** CPU emulation (lavapipe, SwiftShader): register blocking without barriers. */
+export const CPU_TUNING: MatmulTuning = {
+  large: { shared: false, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4 },
+  small: { shared: false, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4 },
+  minTiles: 0,
+};
+
+export function matmulTile(t: MatmulTuning, M: number, N: number): MatmulTile {
+  const L = t.large;
+  const tiles = Math.ceil(M / (L.wgY * L.tm)) * Math.ceil(N / (L.wgX * L.tn));
+  return tiles >= t.minTiles ? L : t.small;
+}
+
+export function matmulSpec(form: MatmulForm, epi: Epilogue, tile: MatmulTile): KernelSpec {
+  if (tile.tm % 4 || tile.tn % 4) throw new GpuError(`matmul: register block ${tile.tm}x${tile.tn} must be multiples of 4`);
+  return {
+    shader: 'matmul',
+    libs: ['rng'],
+    overrides: { FORM: FORM[form], EPI: EPI[epi], WG_X: tile.wgX, WG_Y: tile.wgY, BK: tile.bk, SHARED: tile.shared },
+    consts: { TM: tile.tm, TN: tile.tn },
+  };
+}
+
+export interface MatmulArgs {
+  readonly form: MatmulForm;
+  readonly epi: Epilogue;
+  readonly C: GPUBuffer;
+  readonly A: GPUBuffer;
+  readonly B: GPUBuffer;
+  readonly M: number;
+  readonly K: number;
+  readonly N: number;
+  /** Bernoulli samples out (biasSigmoidSample). */
+  readonly S?: GPUBuffer;
+  /** bias (N) or activations (M x N, sigmoidDelta). */
+  readonly aux?: GPUBuffer;
+  /** M u32 example ids (biasSigmoidSample). */
+  readonly ids?: GPUBuffer;
+  readonly alpha?: number;
+  readonly beta?: number;
+  readonly seed?: number;
+  readonly iteration?: number;
+}
+
+export function matmul(rec: Recording, tuning: MatmulTuning, a: MatmulArgs, dummy: Dummies): void {
+  const { M, K, N } = a;
+  for (const [n, v] of [['M', M], ['K', K], ['N', N]] as const) {
+    if (!Number.isInteger(v) || v < 1 || v >= 2 ** 31) throw new GpuError(`matmul ${a.form}: ${n} = ${v}, expected an integer >= 1`);
+  }
+  const need = (name: string, b: GPUBuffer | undefined, floats: number): GPUBuffer => {
+    if (!b) throw new GpuError(`matmul ${a.form}/${a.epi}: needs ${name}`);
+    if (b.size < floats * 4) throw new GpuError(`matmul ${a.form}/${a.epi}: ${name} "${b.label}" holds ${b.size} bytes, needs ${floats * 4}`);
+    return b;
+  };
+  need('C', a.C, M * N);
+  need('A', a.A, M * K);
+  need('B', a.B, K * N);
+  if (a.epi === 'biasSigmoidSample') {
+    need('S', a.S, M * N);
+    need('ids', a.ids, M);
+  }
+  if (a.epi === 'biasSigmoid' || a.epi === 'biasSigmoidSample' || a.epi === 'bias') need('aux (bias)', a.aux, N);
+  if (a.epi === 'sigmoidDelta') need('aux (activations)', a.aux, M * N);
+  const tile = matmulTile(tuning, M, N);
+  const u = new ArrayBuffer(32);
+  const ui = new Uint32Array(u);
+  const uf = new Float32Array(u);
+  ui[0] = M;
+  ui[1] = K;
+  ui[2] = N;
+  ui[3] = (a.seed ?? 0) >>> 0;
+  ui[4] = (a.iteration ?? 0) >>> 0;
+  uf[5] = a.alpha ?? 1;
+  uf[6] = a.beta ?? 0;
+  rec.dispatch(
+    matmulSpec(a.form, a.epi, tile),
+    [a.C, a.S ?? dummy.rw, a.A, a.B, a.aux ?? dummy.ro, a.ids ?? dummy.ro],
+    u,
+    [Math.ceil(N / (tile.wgX * tile.tn)), Math.ceil(M / (tile.wgY * tile.tm)), 1],
+  );
+}
+
+const COLSUM_WG = 64;
+
+/** out[n] = sum_m X[m, n]; or with Y, out[n] = sum_m (X - Y)[m, n] and sq[n] = sum_m (X - Y)[m, n]^2. */
+export function colsum(rec: Recording, out: GPUBuffer, X: GPUBuffer, M: number, N: number, dummy: Dummies, Y?: GPUBuffer, sq?: GPUBuffer): void {
+  const u = new Uint32Array([M, N, 0, 0]);
+  rec.dispatch(
+    { shader: 'colsum', overrides: { MODE: Y ? 1 : 0, WG: COLSUM_WG } },
+    [out, sq ?? dummy.rw, X, Y ?? dummy.ro],
+    u.buffer,
+    [Math.ceil(N / COLSUM_WG), 1, 1],
+  );
+}
+
+const SOFTMAX_WG = 64;
+
+/**
+ * Row softmax of Z (M x K) into Pr; with labels, Pr gets the delta p - onehot
+ * and stats (M x 2) the loss -log p[label] and the hit (0/1) of each row.
+ */
+export function softmaxXent(rec: Recording, Pr: GPUBuffer, Z: GPUBuffer, M: number, K: number, dummy: Dummies, labels?: GPUBuffer, stats?: GPUBuffer): void {
+  if (labels && !stats) throw new GpuError('softmax_xent: labels need a stats buffer');
+  const u = new Uint32Array([M, K, 0, 0]);
+  rec.dispatch(
+    { shader: 'softmax_xent', overrides: { MODE: labels ? 1 : 0, WG: SOFTMAX_WG } },
+    [Pr, stats ?? dummy.rw, Z, labels ?? dummy.ro],
+    u.buffer,
+    [Math.ceil(M / SOFTMAX_WG), 1, 1],
+  );
+}

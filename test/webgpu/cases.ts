@@ -1,0 +1,390 @@
+/**
+ * The webgpu backend's checks, runtime-neutral: Deno runs them through
+ * `deno test` (webgpu.deno.test.ts), Chromium through a page that Vitest drives
+ * (chromium.test.ts). Every check draws fresh random inputs (its seed is in any
+ * failure message), uses sizes that are not multiples of the tiles, poisons
+ * outputs with NaN so an unwritten element fails, and compares with a float64
+ * reference within the tolerance it states.
+ */
+import type { DenseLayer, RbmLayer } from '../../client/core/backend.ts';
+import { uniform } from '../../client/core/rng.ts';
+import {
+  colsum,
+  CPU_TUNING,
+  type Dummies,
+  type Epilogue,
+  type Gpu,
+  GpuError,
+  matmul,
+  type MatmulTile,
+  type MatmulTuning,
+  softmaxXent,
+  type WebGpuBackend,
+} from '../../client/core/webgpu/index.ts';
+import { backpropRef, cd1Ref, expectClose, type Form, freshSeed, matmul64, Rand, randomLayer, sigmoid64, softmax64 } from './reference.ts';
+
+export interface CaseContext {
+  /** a backend made with { poison: true } */
+  readonly backend: WebGpuBackend;
+  /** builds another backend on the same runtime (for the error checks) */
+  readonly create: (opts: { matmul?: MatmulTuning; poison?: boolean }) => Promise<WebGpuBackend>;
+}
+
+export interface Case {
+  readonly name: string;
+  readonly run: (ctx: CaseContext) => Promise<void>;
+}
+
+/** Register blocks every runtime must get right, whatever its default. */
+export const TILES: Record<string, MatmulTile> = {
+  direct4x4: { shared: false, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4 },
+  shared16x16r4x4: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 4, tn: 4 },
+  shared16x16r8x8: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 8, tn: 8 },
+  shared8x4r4x8bk8: { shared: true, wgX: 8, wgY: 4, bk: 8, tm: 4, tn: 8 },
+};
+
+const only = (t: MatmulTile): MatmulTuning => ({ large: t, small: t, minTiles: 0 });
+
+function dummies(gpu: Gpu): Dummies {
+  return { rw: gpu.scratch('test/dummy-rw', 4), ro: gpu.scratch('test/dummy-ro', 4) };
+}
+
+interface MatmulRun {
+  C: Float32Array;
+  S?: Float32Array;
+}
+
+/** One matmul dispatch on fresh device buffers; C is poisoned unless C0 is given. */
+async function runMatmul(
+  gpu: Gpu,
+  tuning: MatmulTuning,
+  form: Form,
+  epi: Epilogue,
+  A: Float32Array,
+  B: Float32Array,
+  M: number,
+  K: number,
+  N: number,
+  extra: { C0?: Float32Array; aux?: Float32Array; ids?: Uint32Array; alpha?: number; beta?: number; seed?: number; iteration?: number } = {},
+): Promise<MatmulRun> {
+  const rec = gpu.record(`test/matmul-${form}-${epi}`);
+  const C = rec.own(extra.C0 ? gpu.upload('test/C0', extra.C0) : gpu.scratch('test/C', M * N, true));
+  const S = epi === 'biasSigmoidSample' ? rec.own(gpu.scratch('test/S', M * N, true)) : undefined;
+  const d = dummies(gpu);
+  rec.own(d.rw);
+  rec.own(d.ro);
+  matmul(rec, tuning, {
+    form,
+    epi,
+    C,
+    S,
+    A: rec.own(gpu.upload('test/A', A)),
+    B: rec.own(gpu.upload('test/B', B)),
+    aux: extra.aux ? rec.own(gpu.upload('test/aux', extra.aux)) : undefined,
+    ids: extra.ids ? rec.own(gpu.upload('test/ids', extra.ids)) : undefined,
+    M,
+    K,
+    N,
+    alpha: extra.alpha,
+    beta: extra.beta,
+    seed: extra.seed,
+    iteration: extra.iteration,
+  }, d);
+  const out = await rec.finish(S ? [[C, M * N], [S, M * N]] : [[C, M * N]]);
+  return { C: out[0]!, S: out[1] };
+}
+
+/** Tolerance of a float32 dot product of K terms: 1e-5 of sum |a b|, plus 1e-6. */
+const dotTol = (absC: Float64Array) => (i: number): number => 1e-5 * absC[i]! + 1e-6;
+
+async function checkMatmul(gpu: Gpu, tuning: MatmulTuning, form: Form, M: number, K: number, N: number): Promise<void> {
+  const seed = freshSeed();
+  const r = new Rand(seed);
+  const A = r.floats(M * K);
+  const B = r.floats(K * N);
+  const { C } = await runMatmul(gpu, tuning, form, 'axpby', A, B, M, K, N);
+  const ref = matmul64(form, A, B, M, K, N);
+  expectClose(`matmul ${form} ${M}x${K}x${N} (seed ${seed}) C`, C, ref.C, dotTol(ref.absC));
+}
+
+const SMALL_SHAPES: readonly [number, number, number][] = [[1, 1, 1], [7, 13, 5], [65, 33, 129], [3, 200, 9], [130, 17, 67]];
+
+const matmulCases: Case[] = [];
+for (const [tileName, tile] of Object.entries(TILES)) {
+  for (const form of ['nn', 'tn', 'nt'] as const) {
+    matmulCases.push({
+      name: `matmul ${form}, ${tileName}, ${SMALL_SHAPES.map((s) => s.join('x')).join(' ')}`,
+      run: async ({ backend }) => {
+        for (const [M, K, N] of SMALL_SHAPES) await checkMatmul(backend.gpu, only(tile), form, M, K, N);
+      },
+    });
+  }
+}
+
+export const CASES: Case[] = [
+  ...matmulCases,
+  {
+    // The DBN's big shapes, once each, on the adapter's default tuning.
+    name: 'matmul nn 100x784x500, tn 784x100x500, nt 33x2000x500 (default tuning)',
+    run: async ({ backend }) => {
+      await checkMatmul(backend.gpu, backend.tuning, 'nn', 100, 784, 500);
+      await checkMatmul(backend.gpu, backend.tuning, 'tn', 784, 100, 500);
+      await checkMatmul(backend.gpu, backend.tuning, 'nt', 33, 2000, 500);
+    },
+  },
+  {
+    name: 'matmul 33x500x2000 nn + bias + sigmoid (default tuning)',
+    run: async ({ backend }) => {
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      const [M, K, N] = [33, 500, 2000];
+      const A = r.floats(M * K, 0, 1);
+      const B = r.floats(K * N, -0.1, 0.1);
+      const bias = r.floats(N);
+      const { C } = await runMatmul(backend.gpu, backend.tuning, 'nn', 'biasSigmoid', A, B, M, K, N, { aux: bias });
+      const ref = matmul64('nn', A, B, M, K, N);
+      // sigmoid' <= 1/4, so the dot product's error bound carries over; plus 1e-6 for the sigmoid itself
+      expectClose(`biasSigmoid 33x500x2000 (seed ${seed})`, C, ref.C.map((z, i) => sigmoid64(z + bias[i % N]!)), (i) => 0.25 * 1e-5 * ref.absC[i]! + 1e-6);
+    },
+  },
+  {
+    name: 'matmul epilogues: alpha/beta accumulate, bias, sigmoid at +-400, sigmoid delta',
+    run: async ({ backend }) => {
+      const gpu = backend.gpu;
+      for (const tuning of [backend.tuning, CPU_TUNING]) {
+        const seed = freshSeed();
+        const r = new Rand(seed);
+        const [M, K, N] = [9, 21, 11];
+        const A = r.floats(M * K);
+        const B = r.floats(K * N);
+        const ref = matmul64('nn', A, B, M, K, N);
+        const tol = dotTol(ref.absC);
+        const C0 = r.floats(M * N);
+        const acc = await runMatmul(gpu, tuning, 'nn', 'axpby', A, B, M, K, N, { C0, alpha: -0.5, beta: 2 });
+        expectClose(`axpby (seed ${seed})`, acc.C, ref.C.map((c, i) => -0.5 * c + 2 * C0[i]!), (i) => tol(i) + 1e-6 * Math.abs(C0[i]!));
+        const bias = r.floats(N, -3, 3);
+        const lin = await runMatmul(gpu, tuning, 'nn', 'bias', A, B, M, K, N, { aux: bias });
+        expectClose(`bias (seed ${seed})`, lin.C, ref.C.map((c, i) => c + bias[i % N]!), (i) => tol(i) + 1e-6);
+        // +-400 on the bias: sigmoid must give exactly 1 and 0, never inf or NaN
+        const huge = bias.map((_, j) => (j % 2 ? 400 : -400));
+        const sat = await runMatmul(gpu, tuning, 'nn', 'biasSigmoid', A, B, M, K, N, { aux: huge });
+        expectClose(`sigmoid at +-400 (seed ${seed})`, sat.C, ref.C.map((_, i) => (i % N) % 2 ? 1 : 0), () => 0);
+        const act = r.floats(M * N, 0, 1);
+        const del = await runMatmul(gpu, tuning, 'nn', 'sigmoidDelta', A, B, M, K, N, { aux: act });
+        expectClose(`sigmoidDelta (seed ${seed})`, del.C, ref.C.map((c, i) => c * act[i]! * (1 - act[i]!)), (i) => 0.25 * tol(i) + 1e-7);
+      }
+    },
+  },
+  {
+    name: 'matmul bias + sigmoid + Bernoulli sample: the counter-based hash matches rng.ts',
+    run: async ({ backend }) => {
+      for (const tuning of [backend.tuning, CPU_TUNING]) {
+        const seed = freshSeed();
+        const r = new Rand(seed);
+        const [M, K, N] = [37, 19, 45];
+        const A = r.floats(M * K, 0, 1);
+        const B = r.floats(K * N, -0.5, 0.5);
+        const bias = r.floats(N, -0.5, 0.5);
+        const ids = r.ints(M, 2 ** 32);
+        const rs = r.ints(2, 2 ** 32);
+        const out = await runMatmul(backend.gpu, tuning, 'nn', 'biasSigmoidSample', A, B, M, K, N, { aux: bias, ids, seed: rs[0], iteration: rs[1] });
+        const ref = matmul64('nn', A, B, M, K, N);
+        const h64 = ref.C.map((z, i) => sigmoid64(z + bias[i % N]!));
+        expectClose(`h0 (seed ${seed})`, out.C, h64, (i) => 0.25 * 1e-5 * ref.absC[i]! + 1e-6);
+        let compared = 0;
+        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+          const u = uniform(rs[0]!, rs[1]!, ids[i]!, j);
+          const s = out.S![i * N + j];
+          // Exactly the CPU's rule applied to the GPU's own probability: checks the hash bit for bit.
+          if (s !== (u < out.C[i * N + j]! ? 1 : 0)) throw new Error(`sample [${i},${j}] = ${s} but u = ${u}, h = ${out.C[i * N + j]} (seed ${seed})`);
+          // Against the float64 probability wherever it is not within rounding of the threshold.
+          if (Math.abs(h64[i * N + j]! - u) > 1e-5) {
+            compared++;
+            if (s !== (u < h64[i * N + j]! ? 1 : 0)) throw new Error(`sample [${i},${j}] = ${s}, float64 says ${u < h64[i * N + j]!} (seed ${seed})`);
+          }
+        }
+        if (compared < 0.9 * M * N) throw new Error(`only ${compared} of ${M * N} samples were away from the threshold`);
+      }
+    },
+  },
+  {
+    name: 'colsum: column sums, and sums of differences and squared differences',
+    run: async ({ backend }) => {
+      const gpu = backend.gpu;
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      for (const [M, N] of [[1, 1], [13, 7], [100, 130]] as const) {
+        const X = r.floats(M * N);
+        const Y = r.floats(M * N);
+        const rec = gpu.record('test/colsum');
+        const d = dummies(gpu);
+        const [xb, yb] = [rec.own(gpu.upload('test/X', X)), rec.own(gpu.upload('test/Y', Y))];
+        const [s, diff, sq] = [0, 1, 2].map(() => rec.own(gpu.scratch('test/out', N, true)));
+        colsum(rec, s!, xb, M, N, d);
+        colsum(rec, diff!, xb, M, N, d, yb, sq);
+        const [sh, dh, qh] = await rec.finish([[s!, N], [diff!, N], [sq!, N]]);
+        const ref = [new Float64Array(N), new Float64Array(N), new Float64Array(N)];
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          const dd = X[m * N + n]! - Y[m * N + n]!;
+          ref[0]![n]! += X[m * N + n]!;
+          ref[1]![n]! += dd;
+          ref[2]![n]! += dd * dd;
+        }
+        const tol = (): number => 1e-6 * M * 4;
+        expectClose(`colsum ${M}x${N} (seed ${seed})`, sh!, ref[0]!, tol);
+        expectClose(`colsum diff ${M}x${N} (seed ${seed})`, dh!, ref[1]!, tol);
+        expectClose(`colsum sq ${M}x${N} (seed ${seed})`, qh!, ref[2]!, tol);
+      }
+    },
+  },
+  {
+    name: 'softmax_xent: probabilities, loss, hits and delta, stable for logits of +-400',
+    run: async ({ backend }) => {
+      const gpu = backend.gpu;
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      for (const [M, K, scale] of [[1, 1, 1], [67, 10, 5], [5, 3, 400]] as const) {
+        const Z = r.floats(M * K, -scale, scale);
+        const labels = r.ints(M, K);
+        const rec = gpu.record('test/softmax');
+        const d = dummies(gpu);
+        const zb = rec.own(gpu.upload('test/Z', Z));
+        const probs = rec.own(gpu.scratch('test/probs', M * K, true));
+        const delta = rec.own(gpu.scratch('test/delta', M * K, true));
+        const stats = rec.own(gpu.scratch('test/stats', M * 2, true));
+        softmaxXent(rec, probs, zb, M, K, d);
+        softmaxXent(rec, delta, zb, M, K, d, rec.own(gpu.upload('test/labels', labels)), stats);
+        const [ph, dh, sh] = await rec.finish([[probs, M * K], [delta, M * K], [stats, M * 2]]);
+        const ref = softmax64(Float64Array.from(Z), M, K);
+        expectClose(`softmax ${M}x${K} (seed ${seed})`, ph!, ref.probs, () => 1e-6);
+        expectClose(`delta ${M}x${K} (seed ${seed})`, dh!, ref.probs.map((p, i) => p - (labels[Math.floor(i / K)] === i % K ? 1 : 0)), () => 1e-6);
+        const st = new Float64Array(M * 2);
+        for (let i = 0; i < M; i++) {
+          st[2 * i] = -ref.logp[i * K + labels[i]!]!;
+          st[2 * i + 1] = ref.argmax[i] === labels[i] ? 1 : 0;
+        }
+        expectClose(`loss and hits ${M}x${K} (seed ${seed})`, sh!, st, (i) => (i % 2 ? 0 : 1e-5 * (1 + st[i]!)));
+      }
+    },
+  },
+  {
+    name: 'backend cd1: whole task with a lower layer equals the float64 reference (12x37 -> 29, RBM 29x23)',
+    run: async ({ backend }) => checkCd1(backend, 12, [37], 29, 23),
+  },
+  {
+    name: 'backend cd1: no lower layers, one example, RBM 1x1 and 7x3',
+    run: async ({ backend }) => {
+      await checkCd1(backend, 1, [], 1, 1);
+      await checkCd1(backend, 5, [], 7, 3);
+    },
+  },
+  {
+    name: 'backend backprop: whole task equals the float64 reference (13x37-29-23-7), predict and propagate too',
+    run: async ({ backend }) => {
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      const B = 13;
+      const sizes = [37, 29, 23, 7];
+      const layers = sizes.slice(1).map((n, i) => randomLayer(r, sizes[i]!, n, 0.5));
+      const x = r.floats(B * 37, 0, 1);
+      const labels = Uint8Array.from(r.ints(B, 7));
+      const got = await backend.backprop({ layers, x, labels, batch: B });
+      const ref = backpropRef(layers, x, labels, B);
+      layers.forEach((l, i) => {
+        expectClose(`dW${i} (seed ${seed})`, got.dW[i]!, ref.dW[i]!, (j) => 1e-5 * (B + Math.abs(ref.dW[i]![j]!)));
+        expectClose(`db${i} (seed ${seed})`, got.db[i]!, ref.db[i]!, (j) => 1e-5 * (B + Math.abs(ref.db[i]![j]!)));
+      });
+      expectClose(`loss (seed ${seed})`, [got.loss], [ref.loss], () => 1e-5 * ref.loss);
+      if (got.correct !== ref.correct || got.count !== B) throw new Error(`correct ${got.correct}/${got.count}, expected ${ref.correct}/${B} (seed ${seed})`);
+      const probs = await backend.predict(layers, x, B);
+      expectClose(`predict (seed ${seed})`, probs, ref.probs, () => 1e-5);
+      const hidden = await backend.propagate(layers.slice(0, 2), x, B);
+      const top = forwardSigmoid(layers.slice(0, 2), x, B);
+      expectClose(`propagate (seed ${seed})`, hidden, top, () => 1e-5);
+    },
+  },
+  {
+    name: 'backend residency: weights re-sent only for a new weightsVersion or without one',
+    run: async ({ backend }) => {
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      const layers = [randomLayer(r, 11, 6), randomLayer(r, 6, 3)];
+      const x = r.floats(4 * 11, 0, 1);
+      const labels = Uint8Array.from([0, 1, 2, 1]);
+      const before = backend.stats.weightUploads;
+      await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 'v1' });
+      const sent = backend.stats.weightUploads - before;
+      if (sent !== 4) throw new Error(`first task sent ${sent} tensors, expected 4 (2 layers x W, b)`);
+      await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 'v1' });
+      if (backend.stats.weightUploads - before !== 4) throw new Error('same weightsVersion: weights were sent again');
+      // An in-place update (as the optimizer does) with a new version must be seen.
+      layers[1]!.W.set(r.floats(18));
+      const got = await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 'v2' });
+      if (backend.stats.weightUploads - before !== 8) throw new Error(`new version: ${backend.stats.weightUploads - before - 4} tensors re-sent, expected 4`);
+      const ref = backpropRef(layers, x, labels, 4);
+      expectClose(`loss after update (seed ${seed})`, [got.loss], [ref.loss], () => 1e-5 * ref.loss);
+      // Without a version every task sends its weights: an in-place change is always seen.
+      layers[0]!.W.set(r.floats(66));
+      const got2 = await backend.backprop({ layers, x, labels, batch: 4 });
+      expectClose(`loss without version (seed ${seed})`, [got2.loss], [backpropRef(layers, x, labels, 4).loss], () => 1e-5 * ref.loss);
+    },
+  },
+  {
+    name: 'errors: a bad kernel build names the kernel; bad shapes and a disposed backend say what is wrong',
+    run: async ({ backend, create }) => {
+      const gpu = backend.gpu;
+      await expectThrow('unknown override', () => gpu.pipeline({ shader: 'colsum', overrides: { NO_SUCH_CONSTANT: 1 } }), /kernel colsum\{NO_SUCH_CONSTANT=1\}/);
+      await expectThrow('register block 3', async () => {
+        const rec = gpu.record('test/bad-tile');
+        const b = gpu.scratch('test/b', 16);
+        matmul(rec, only({ ...TILES.direct4x4!, tm: 3 }), { form: 'nn', epi: 'axpby', C: b, A: b, B: b, M: 2, K: 2, N: 2 }, dummies(gpu));
+      }, /multiples of 4/);
+      await expectThrow('short x', () => backend.propagate([randomLayer(new Rand(1), 4, 2)], new Float32Array(7), 2), /x has 7 values, expected 2 x 4/);
+      const other = await create({});
+      other.dispose();
+      await expectThrow('disposed', () => other.propagate([randomLayer(new Rand(1), 4, 2)], new Float32Array(8), 2), /disposed|lost/);
+    },
+  },
+];
+
+async function expectThrow(what: string, f: () => Promise<unknown>, re: RegExp): Promise<void> {
+  try {
+    await f();
+  } catch (e) {
+    if (!(e instanceof GpuError)) throw new Error(`${what}: threw ${(e as Error).name}, expected GpuError: ${(e as Error).message}`);
+    if (!re.test((e as Error).message)) throw new Error(`${what}: message "${(e as Error).message}" does not match ${re}`);
+    return;
+  }
+  throw new Error(`${what}: did not throw`);
+}
+
+function forwardSigmoid(layers: readonly DenseLayer[], x: Float32Array, B: number): Float64Array {
+  let a = Float64Array.from(x);
+  for (const l of layers) {
+    const { C } = matmul64('nn', a, l.W, B, l.nIn, l.nOut);
+    a = C.map((z, i) => sigmoid64(z + l.b[i % l.nOut]!));
+  }
+  return a;
+}
+
+async function checkCd1(backend: WebGpuBackend, B: number, lowerSizes: number[], V: number, H: number): Promise<void> {
+  const seed = freshSeed();
+  const r = new Rand(seed);
+  const sizes = [...lowerSizes, V];
+  const lower = lowerSizes.map((n, i) => randomLayer(r, n, sizes[i + 1]!, 0.5));
+  const rbm: RbmLayer = { V, H, W: r.floats(V * H, -0.5, 0.5), b: r.floats(V, -0.5, 0.5), c: r.floats(H, -0.5, 0.5) };
+  const x = r.floats(B * sizes[0]!, 0, 1);
+  const exampleIds = r.ints(B, 60000);
+  // Pick counters whose draws all land clear of their probabilities (> 1e-4), so
+  // float rounding cannot flip a sample and the float64 reference must agree exactly.
+  let rngSeed = r.ints(1, 2 ** 32)[0]!;
+  let ref = cd1Ref(lower, rbm, x, B, exampleIds, rngSeed, 3);
+  while (ref.margin <= 1e-4) ref = cd1Ref(lower, rbm, x, B, exampleIds, ++rngSeed, 3);
+  const got = await backend.cd1({ lower, rbm, x, batch: B, exampleIds, rng: { seed: rngSeed, iteration: 3 } });
+  const what = `cd1 B=${B} ${[...lowerSizes, V, H].join('-')} (seed ${seed})`;
+  expectClose(`${what} dW`, got.dW, ref.dW, (i) => 1e-5 * (2 * B + Math.abs(ref.dW[i]!)));
+  expectClose(`${what} db`, got.db, ref.db, (i) => 1e-5 * (B + Math.abs(ref.db[i]!)));
+  expectClose(`${what} dc`, got.dc, ref.dc, (i) => 1e-5 * (B + Math.abs(ref.dc[i]!)));
+  expectClose(`${what} reconError`, [got.reconError], [ref.reconError], () => 1e-5 * (B + ref.reconError));
+  if (got.count !== B) throw new Error(`${what}: count ${got.count}`);
+}
