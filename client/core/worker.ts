@@ -1,0 +1,392 @@
+/**
+ * The worker loop, runtime-neutral (Deno CLI, browser Web Worker, Node tests):
+ * register, lease a task, fetch the weights and partition blobs by content
+ * hash (through a BlobCache: disk in Deno, IndexedDB in browsers, memory
+ * here), compute, upload the result, heartbeat; back off while the
+ * coordinator is away; give the lease back on stop. Pausable, stoppable,
+ * throttle-able; reports progress through `onEvent`.
+ *
+ * Only web-standard APIs: fetch, crypto.subtle, setTimeout, AbortController.
+ */
+import type { ComputeBackend } from './backend.ts';
+import { tensorShapes, type Params } from './model/params.ts';
+import {
+  blobHash,
+  decodeWeights,
+  encodeResult,
+  PATHS,
+  WORKER_HEADER,
+  type ApiError,
+  type LeaseResponse,
+  type RegisterResponse,
+  type ResultAck,
+  type TaskLease,
+  type WorkerRuntime,
+  type WorkerStats,
+} from './protocol.ts';
+import { sampleRange } from './rng.ts';
+import { computeTask } from './task.ts';
+import { batchFromPartition, decodePartition, type Partition } from '../../datasets/partition.ts';
+
+/** Blobs by content hash. `kind` lets an implementation keep weights (one per iteration) out of slow storage. */
+export interface BlobCache {
+  get(hash: string): Promise<Uint8Array | undefined>;
+  put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void>;
+  /** hashes of cached partitions (sent with lease requests so the coordinator can prefer this worker for them) */
+  partitions(): Promise<string[]>;
+}
+
+/** A cache in memory: partitions up to `maxBytes` (least recently used go first), the last two weights. */
+export class MemoryBlobCache implements BlobCache {
+  private readonly parts = new Map<string, Uint8Array>();
+  private readonly weights = new Map<string, Uint8Array>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 512 * 1024 * 1024) {}
+
+  async get(hash: string): Promise<Uint8Array | undefined> {
+    const w = this.weights.get(hash);
+    if (w) return w;
+    const p = this.parts.get(hash);
+    if (p) {
+      this.parts.delete(hash);
+      this.parts.set(hash, p);
+    }
+    return p;
+  }
+
+  async put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void> {
+    if (kind === 'weights') {
+      this.weights.set(hash, bytes);
+      while (this.weights.size > 2) this.weights.delete(this.weights.keys().next().value!);
+      return;
+    }
+    if (this.parts.has(hash)) return;
+    this.parts.set(hash, bytes);
+    this.bytes += bytes.length;
+    for (const [h, b] of this.parts) {
+      if (this.bytes <= this.maxBytes || h === hash) break;
+      this.parts.delete(h);
+      this.bytes -= b.length;
+    }
+  }
+
+  async partitions(): Promise<string[]> {
+    return [...this.parts.keys()];
+  }
+}
+
+export type WorkerEvent =
+  | { readonly type: 'registered'; readonly workerId: string }
+  | { readonly type: 'task'; readonly lease: TaskLease }
+  | { readonly type: 'done'; readonly taskId: string; readonly examples: number; readonly seconds: number; readonly ack: ResultAck; readonly stats: WorkerStats }
+  | { readonly type: 'rejected'; readonly taskId: string; readonly status: number; readonly error: ApiError }
+  | { readonly type: 'idle'; readonly reason: string }
+  | { readonly type: 'offline'; readonly message: string; readonly retryInMs: number }
+  | { readonly type: 'paused' }
+  | { readonly type: 'resumed' }
+  | { readonly type: 'stopped' };
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface WorkerOptions {
+  /** base URL, e.g. "http://localhost:8080" */
+  readonly coordinator: string;
+  readonly backend: ComputeBackend;
+  readonly name: string;
+  readonly runtime: WorkerRuntime;
+  readonly cache?: BlobCache;
+  readonly fetch?: FetchLike;
+  /** fraction of wall time to spend computing, (0, 1] (default 1: no pauses between tasks) */
+  readonly throttle?: number;
+  /** long-poll of lease requests (default 20 000 ms) */
+  readonly leaseWaitMs?: number;
+  /** reconnect backoff: first wait and cap (default 250 ms, 10 s) */
+  readonly backoffMs?: { readonly initial: number; readonly max: number };
+  /** stop after this many accepted tasks (tests, benchmarks) */
+  readonly maxTasks?: number;
+  /** stop when the coordinator says the job is done (default false: wait for the next job) */
+  readonly exitWhenDone?: boolean;
+  readonly onEvent?: (e: WorkerEvent) => void;
+  /** test hook: called before uploading; may delay (simulate a slow worker) */
+  readonly beforeUpload?: (lease: TaskLease) => Promise<void>;
+}
+
+/** A request the coordinator answered with an error status. */
+export class CoordinatorError extends Error {
+  constructor(readonly status: number, readonly body: ApiError) {
+    super(`${status} ${body.error}: ${body.detail}`);
+    this.name = 'CoordinatorError';
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+export class GridWorker {
+  private readonly cache: BlobCache;
+  private readonly fetchFn: FetchLike;
+  private readonly base: string;
+  private reg: RegisterResponse | null = null;
+  private stopping = false;
+  private paused = false;
+  private resumeGate: (() => void) | null = null;
+  private readonly stopCtl = new AbortController();
+  private current: TaskLease | null = null;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private throttle: number;
+  private running: Promise<void> | null = null;
+  private decodedWeights: { hash: string; params: Params } | null = null;
+  private decodedParts = new Map<string, Partition>();
+  private readonly window: { at: number; examples: number }[] = [];
+  private readonly s = { tasksDone: 0, examplesDone: 0, bytesUp: 0, bytesDown: 0 };
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.cache = opts.cache ?? new MemoryBlobCache();
+    this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.base = opts.coordinator.replace(/\/+$/, '');
+    this.throttle = opts.throttle ?? 1;
+  }
+
+  get workerId(): string | null {
+    return this.reg?.workerId ?? null;
+  }
+
+  get stats(): WorkerStats {
+    const now = Date.now();
+    while (this.window.length && now - this.window[0]!.at > 30_000) this.window.shift();
+    let ex = 0;
+    for (const w of this.window) ex += w.examples;
+    const span = this.window.length ? Math.max(1, now - this.window[0]!.at) / 1000 : 1;
+    return { ...this.s, examplesPerSecond: this.window.length > 1 ? ex / span : 0 };
+  }
+
+  private emit(e: WorkerEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  /** Runs until stop(); resolves when the worker has left. */
+  start(): Promise<void> {
+    this.running ??= this.loop().finally(() => this.emit({ type: 'stopped' }));
+    return this.running;
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.emit({ type: 'paused' });
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.resumeGate?.();
+    this.emit({ type: 'resumed' });
+  }
+
+  /** (0, 1]: fraction of wall time spent computing. */
+  setThrottle(x: number): void {
+    this.throttle = Math.min(1, Math.max(0.01, x));
+  }
+
+  /** Gives back the current lease, leaves the grid, ends the loop. */
+  async stop(): Promise<void> {
+    if (this.stopping) return this.running ?? undefined;
+    this.stopping = true;
+    this.stopCtl.abort();
+    this.resumeGate?.();
+    const lease = this.current;
+    if (lease && this.reg) await this.post(PATHS.returnLease(lease.leaseId), undefined).catch(() => undefined);
+    await this.running;
+  }
+
+  private headers(json: boolean): Record<string, string> {
+    const h: Record<string, string> = {};
+    if (this.reg) h[WORKER_HEADER] = this.reg.token;
+    if (json) h['content-type'] = 'application/json';
+    return h;
+  }
+
+  private async request(path: string, init: RequestInit): Promise<Response> {
+    const res = await this.fetchFn(this.base + path, init);
+    if (!res.ok && res.status !== 304) {
+      let body: ApiError;
+      try {
+        body = (await res.json()) as ApiError;
+      } catch {
+        body = { error: 'internal', detail: `HTTP ${res.status} without a JSON error body` };
+      }
+      throw new CoordinatorError(res.status, body);
+    }
+    return res;
+  }
+
+  private async post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    const text = body === undefined ? '' : JSON.stringify(body);
+    this.s.bytesUp += text.length;
+    const res = await this.request(path, { method: 'POST', headers: this.headers(true), body: text, signal });
+    const out = await res.text();
+    this.s.bytesDown += out.length;
+    return JSON.parse(out) as T;
+  }
+
+  private async register(): Promise<void> {
+    const b = this.opts.backend;
+    this.reg = null;
+    this.reg = await this.post<RegisterResponse>(PATHS.register, {
+      name: this.opts.name,
+      runtime: this.opts.runtime,
+      backend: b.kind,
+      adapter: b.adapter,
+      cached: await this.cache.partitions(),
+    });
+    this.emit({ type: 'registered', workerId: this.reg.workerId });
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => void this.beat(), this.reg.heartbeatMs);
+  }
+
+  private async beat(): Promise<void> {
+    if (!this.reg || this.stopping) return;
+    try {
+      await this.post(PATHS.heartbeat, { stats: this.stats, cached: await this.cache.partitions() });
+    } catch {
+      // the loop notices an absent coordinator on its own requests
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const backoff = this.opts.backoffMs ?? { initial: 250, max: 10_000 };
+    let wait = backoff.initial;
+    const offline = async (e: unknown): Promise<void> => {
+      const retryInMs = Math.round(wait * (0.75 + Math.random() * 0.5));
+      this.emit({ type: 'offline', message: (e as Error).message, retryInMs });
+      await sleep(retryInMs, this.stopCtl.signal);
+      wait = Math.min(backoff.max, wait * 2);
+    };
+    try {
+      while (!this.stopping) {
+        if (this.paused) {
+          await new Promise<void>((r) => (this.resumeGate = r));
+          this.resumeGate = null;
+          continue;
+        }
+        try {
+          if (!this.reg) await this.register();
+          const r = await this.post<LeaseResponse>(
+            PATHS.lease,
+            { cached: await this.cache.partitions(), waitMs: this.opts.leaseWaitMs ?? 20_000 },
+            this.stopCtl.signal,
+          );
+          wait = backoff.initial;
+          if (!r.lease) {
+            this.emit({ type: 'idle', reason: r.reason });
+            if (r.reason === 'done' && this.opts.exitWhenDone) break;
+            await sleep(r.retryAfterMs, this.stopCtl.signal);
+            continue;
+          }
+          await this.runTask(r.lease);
+          if (this.opts.maxTasks !== undefined && this.s.tasksDone >= this.opts.maxTasks) break;
+        } catch (e) {
+          if (this.stopping) break;
+          if (e instanceof CoordinatorError && e.status === 401) {
+            this.reg = null; // the coordinator forgot us (or we left): register again
+            continue;
+          }
+          if (e instanceof CoordinatorError && e.status < 500 && e.status !== 429) {
+            // a request of ours was refused: wait a little and go on
+            await sleep(1000, this.stopCtl.signal);
+            continue;
+          }
+          await offline(e);
+        }
+      }
+    } finally {
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      if (this.reg) await this.post(PATHS.leave, undefined).catch(() => undefined);
+    }
+  }
+
+  /** A blob by hash: from the cache, else downloaded, checked against its hash, cached. */
+  private async blob(hash: string, kind: 'weights' | 'partition'): Promise<Uint8Array> {
+    const hit = await this.cache.get(hash);
+    if (hit) return hit;
+    const res = await this.request(PATHS.blob(hash), { method: 'GET', signal: this.stopCtl.signal });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    this.s.bytesDown += bytes.length;
+    const got = await blobHash(bytes);
+    if (got !== hash) throw new Error(`blob ${hash} arrived with SHA-256 ${got}: corrupted in transit or by a proxy`);
+    await this.cache.put(hash, bytes, kind);
+    return bytes;
+  }
+
+  private async weights(lease: TaskLease): Promise<Params> {
+    if (this.decodedWeights?.hash === lease.weights.hash) return this.decodedWeights.params;
+    const { params, version } = decodeWeights(await this.blob(lease.weights.hash, 'weights'), tensorShapes(lease.config));
+    if (version !== lease.weights.version) throw new Error(`weights blob holds version ${version}, the lease says ${lease.weights.version}`);
+    this.decodedWeights = { hash: lease.weights.hash, params };
+    return params;
+  }
+
+  private async partition(lease: TaskLease): Promise<Partition> {
+    const hit = this.decodedParts.get(lease.partition.hash);
+    if (hit) return hit;
+    const part = decodePartition(await this.blob(lease.partition.hash, 'partition'), `partition ${lease.partition.index}`);
+    if (part.lo !== lease.partition.lo || part.hi !== lease.partition.hi) throw new Error(`partition blob holds [${part.lo}, ${part.hi}), the lease says [${lease.partition.lo}, ${lease.partition.hi})`);
+    this.decodedParts.set(lease.partition.hash, part);
+    if (this.decodedParts.size > 64) this.decodedParts.delete(this.decodedParts.keys().next().value!);
+    return part;
+  }
+
+  private async runTask(lease: TaskLease): Promise<void> {
+    this.current = lease;
+    this.emit({ type: 'task', lease });
+    const t0 = performance.now();
+    try {
+      const [params, part] = await Promise.all([this.weights(lease), this.partition(lease)]);
+      const cfg = lease.config;
+      const ids = sampleRange(cfg.seed, lease.iteration, lease.partition.lo, lease.partition.hi, lease.sample.fraction);
+      if (ids.length !== lease.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${lease.sample.count}: rng mismatch`);
+      const r = await computeTask(this.opts.backend, cfg, params, { phase: lease.phase, iteration: lease.iteration, seed: cfg.seed }, batchFromPartition(part, ids));
+      if (this.stopping) return; // the lease was given back
+      const body = encodeResult(
+        { taskId: lease.taskId, leaseId: lease.leaseId, weightsVersion: lease.weights.version, count: r.count, loss: r.loss, correct: r.correct },
+        r.grads,
+        tensorShapes(cfg),
+      );
+      await this.opts.beforeUpload?.(lease);
+      let ack: ResultAck;
+      try {
+        this.s.bytesUp += body.length;
+        const res = await this.request(PATHS.result(lease.leaseId), {
+          method: 'PUT',
+          headers: { ...this.headers(false), 'content-type': 'application/vnd.safetensors' },
+          body: body as Uint8Array<ArrayBuffer>,
+        });
+        ack = (await res.json()) as ResultAck;
+      } catch (e) {
+        if (e instanceof CoordinatorError && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 429) {
+          this.emit({ type: 'rejected', taskId: lease.taskId, status: e.status, error: e.body });
+          return;
+        }
+        throw e;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      this.s.tasksDone++;
+      this.s.examplesDone += r.count;
+      this.window.push({ at: Date.now(), examples: r.count });
+      this.emit({ type: 'done', taskId: lease.taskId, examples: r.count, seconds, ack, stats: this.stats });
+      if (this.throttle < 1) await sleep(seconds * 1000 * (1 / this.throttle - 1), this.stopCtl.signal);
+    } finally {
+      this.current = null;
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The coordinator with 1 and 2 workers (in-process, through app.request)
+ * trains the same weights as the in-process trainer with the same seed, up
+ * to the order of float summation.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCpuBackend } from '../../client/core/cpu/index.ts';
+import { tensorShapes } from '../../client/core/model/params.ts';
+import { decodeWeights } from '../../client/core/protocol.ts';
+import { Trainer } from '../../coordinator/trainer.ts';
+import { dataFor, inProcessWorker, makeRig, maxAbsDiff, SMALL_JOB, startJob, type Rig } from './harness.ts';
+
+async function reference(): Promise<Map<string, Float32Array>> {
+  const data = await dataFor(SMALL_JOB);
+  const tr = new Trainer({ backend: await createCpuBackend(), config: SMALL_JOB, train: data.train });
+  while (!tr.done) await tr.step();
+  return tr.params;
+}
+
+describe('coordinator reproduces the in-process trainer', () => {
+  let rig: Rig | undefined;
+  afterEach(async () => {
+    await rig?.close();
+    rig = undefined;
+  });
+
+  for (const [workers, aggregator] of [[1, 'flat'], [2, 'tree']] as const) {
+    it(`${workers} worker(s), ${aggregator} aggregation: same weights within float-summation tolerance`, async () => {
+      const ref = await reference();
+      rig = await makeRig({ aggregator, fanIn: 2 });
+      const id = await startJob(rig, SMALL_JOB);
+      const ws = await Promise.all(Array.from({ length: workers }, (_, i) => inProcessWorker(rig!, `w${i}`)));
+      await Promise.all(ws.map((w) => w.start()));
+      await rig.coord.idle();
+      const summary = rig.coord.summary(id);
+      expect(summary.state).toBe('done');
+      expect(summary.iteration).toBe(summary.totalIterations);
+      const res = await rig.admin(`/api/v1/admin/jobs/${id}/weights`);
+      expect(res.status).toBe(200);
+      const got = decodeWeights(new Uint8Array(await res.arrayBuffer()), tensorShapes(SMALL_JOB));
+      expect(got.version).toBe(summary.totalIterations);
+      const diff = maxAbsDiff(ref, got.params);
+      console.log(`${workers} worker(s): max abs weight difference vs in-process trainer ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThan(1e-4);
+      // every task done exactly once; with 2 workers both took part
+      const tasks = rig.coord.store.tasksOf(id);
+      expect(tasks.length).toBe(summary.totalIterations * SMALL_JOB.partitions);
+      expect(tasks.every((t) => t.state === 'done')).toBe(true);
+      const doneLeases = rig.coord.store.leasesOf(id).filter((l) => l.state === 'done');
+      expect(new Set(doneLeases.map((l) => l.task_id)).size).toBe(doneLeases.length);
+      expect(doneLeases.length).toBe(tasks.length);
+      if (workers === 2) expect(new Set(doneLeases.map((l) => l.worker_id)).size).toBe(2);
+      expect(summary.lastEvaluation).not.toBeNull();
+    });
+  }
+});
