@@ -73,7 +73,7 @@ export async function makeRig(opts: Partial<CoordinatorOptions> = {}, dir?: stri
     app,
     dir: folder,
     fetch,
-    admin: (path, init = {}) => app.request(path, { ...init, headers: { ...(init.headers ?? {}), Authorization: `Bearer ${ADMIN_TOKEN}` } }),
+    admin: async (path, init = {}) => await app.request(path, { ...init, headers: { ...(init.headers ?? {}), Authorization: `Bearer ${ADMIN_TOKEN}` } }),
     close: async () => {
       await coord.close();
       if (!dir) rmSync(folder, { recursive: true, force: true });
