@@ -17,7 +17,7 @@ interface SimdExports {
 }
 
 /** The embedded module's bytes. */
-export function simdWasmBytes(): Uint8Array {
+export function simdWasmBytes(): Uint8Array<ArrayBuffer> {
   const s = atob(SIMD_WASM_BASE64);
   const bytes = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
@@ -32,7 +32,7 @@ export async function createSimdEngine(): Promise<CpuEngine | null> {
   if (typeof WebAssembly === 'undefined') return null;
   let instance: WebAssembly.Instance;
   try {
-    const module = await WebAssembly.compile(simdWasmBytes() as Uint8Array<ArrayBuffer>);
+    const module = await WebAssembly.compile(simdWasmBytes());
     instance = await WebAssembly.instantiate(module, {});
   } catch {
     return null;
