@@ -24,13 +24,13 @@ const PAGES: Record<string, string> = {
 function pagesAtTop(): Plugin {
   return {
     name: 'tessera-pages-at-top',
+    enforce: 'post',
     generateBundle(_options, bundle) {
       for (const [key, chunk] of Object.entries(bundle)) {
         const name = PAGES[chunk.fileName];
         if (name && chunk.type === 'asset') {
-          chunk.fileName = name;
           delete bundle[key];
-          bundle[name] = chunk;
+          this.emitFile({ type: 'asset', fileName: name, source: chunk.source });
         }
       }
     },
@@ -60,7 +60,7 @@ export default defineConfig({
     sourcemap: true,
     chunkSizeWarningLimit: 1024,
     rollupOptions: {
-      input: Object.fromEntries(Object.keys(PAGES).map((p) => [p.split('/')[0]!, resolve(root, p)])),
+      input: { donate: resolve(root, 'client/web/index.html'), admin: resolve(root, 'coordinator/web/admin.html') },
     },
   },
   worker: { format: 'es' },

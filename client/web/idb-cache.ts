@@ -1,6 +1,10 @@
 /**
- * A blob cache in IndexedDB, so a returning volunteer does not download a
- * partition again. Blobs are content-addressed (key = SHA-256 hex), so an
+ * The browser's BlobCache (client/core/worker.ts): partitions in IndexedDB,
+ * so a returning volunteer does not download them again; weights (a new blob
+ * every iteration) in memory only, the last two. The donate page's filters
+ * are drawn from the latest weights held here, so they cost no download.
+ *
+ * IdbBlobCache below is the IndexedDB store itself. Blobs are content-addressed (key = SHA-256 hex), so an
  * entry never goes stale; the worker core re-checks the hash of what it
  * reads. Least recently used entries go first once the cache holds more
  * than `maxBytes`.
@@ -9,6 +13,7 @@
  * is unavailable (private windows of some browsers) every call degrades to a
  * miss and `put` does nothing: the worker then simply downloads again.
  */
+import type { BlobCache } from '../core/worker.ts';
 
 const STORE = 'blobs';
 
@@ -166,5 +171,48 @@ export class IdbBlobCache {
       c.continue();
     };
     await done(tx);
+  }
+}
+
+/** Partitions in IndexedDB, weights in memory; implements the worker core's BlobCache. */
+export class BrowserBlobCache implements BlobCache {
+  /** partition hashes known to be in IndexedDB (loaded once, then kept in step) */
+  private known: Promise<Set<string>>;
+  private readonly weights = new Map<string, Uint8Array>();
+  /** partition reads served from IndexedDB */
+  hits = 0;
+
+  constructor(readonly store: IdbBlobCache = new IdbBlobCache()) {
+    this.known = store.keys().then((k) => new Set(k));
+  }
+
+  async get(hash: string): Promise<Uint8Array | undefined> {
+    const w = this.weights.get(hash);
+    if (w) return w;
+    if (!(await this.known).has(hash)) return undefined;
+    const bytes = await this.store.get(hash);
+    if (bytes) this.hits++;
+    else (await this.known).delete(hash);
+    return bytes;
+  }
+
+  async put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void> {
+    if (kind === 'weights') {
+      this.weights.delete(hash);
+      this.weights.set(hash, bytes);
+      while (this.weights.size > 2) this.weights.delete(this.weights.keys().next().value!);
+      return;
+    }
+    await this.store.put(hash, bytes);
+    this.known = this.store.keys().then((k) => new Set(k));
+  }
+
+  async partitions(): Promise<string[]> {
+    return [...(await this.known)];
+  }
+
+  /** The weights blob with this hash, if still held (for the filters). */
+  weightsBlob(hash: string): Uint8Array | undefined {
+    return this.weights.get(hash);
   }
 }

@@ -1,0 +1,108 @@
+/**
+ * Serves the built web pages (dist/web/, from `npm run build:web`) as a Hono
+ * sub-app, mounted on the coordinator's app:
+ *   GET /        the donate page (index.html)
+ *   GET /admin   the admin page (admin.html)
+ *   GET /assets/...  scripts, styles, the Web Worker (hashed names: immutable)
+ * Paths under /api are never answered here. A path that leaves dist/web (`..`,
+ * encoded separators, NUL) is 404, like a file that does not exist.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, resolve, sep } from 'node:path';
+import { Hono } from 'hono';
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
+/** Where `npm run build:web` writes the pages. */
+export const WEB_DIST = join(REPO_ROOT, 'dist/web');
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.wgsl': 'text/plain; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+  '.woff2': 'font/woff2',
+};
+
+const PAGES: Record<string, string> = { '/': 'index.html', '/index.html': 'index.html', '/admin': 'admin.html', '/admin/': 'admin.html' };
+
+/** The file under `dir` that a URL path names, or null when it names nothing there (or tries to leave). */
+export function resolveWebPath(dir: string, urlPath: string): string | null {
+  const page = PAGES[urlPath];
+  if (page) return join(dir, page);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+  if (decoded.includes('\0') || decoded.includes('\\')) return null;
+  const parts = decoded.split('/').filter((p) => p !== '');
+  if (parts.some((p) => p === '..' || p === '.' || p.startsWith('.'))) return null;
+  const root = resolve(dir);
+  const file = resolve(root, ...parts);
+  if (!file.startsWith(root + sep)) return null;
+  return file;
+}
+
+export interface WebAppOptions {
+  /** the built pages (default dist/web/) */
+  readonly dir?: string;
+}
+
+/** The sub-app: mount with `app.route('/', webApp())` after the API routes. */
+export function webApp(opts: WebAppOptions = {}): Hono {
+  const dir = opts.dir ?? WEB_DIST;
+  const app = new Hono();
+  app.get('*', async (c, next) => {
+    const path = c.req.path;
+    if (path === '/api' || path.startsWith('/api/')) return next();
+    if (!existsSync(join(dir, 'index.html'))) {
+      return c.html(
+        `<!doctype html><title>Tessera</title><h1>The web pages are not built</h1><p>Run <code>npm run build:web</code> in the repository, then reload.</p>`,
+        503,
+      );
+    }
+    const file = resolveWebPath(dir, path);
+    if (!file || !existsSync(file) || !statSync(file).isFile()) {
+      return c.json({ error: 'not-found', detail: `no page or asset at ${path}; the donate page is at /, the admin page at /admin` }, 404);
+    }
+    const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
+    const immutable = file.startsWith(join(resolve(dir), 'assets') + sep);
+    return c.body(new Uint8Array(readFileSync(file)), 200, {
+      'content-type': type,
+      'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+      'x-content-type-options': 'nosniff',
+    });
+  });
+  return app;
+}
+
+/**
+ * Makes sure dist/web/ exists: builds it with Vite when it is missing (about
+ * ten seconds), and says how to build it by hand when that fails. Returns
+ * whether the pages are there.
+ */
+export function ensureWebBuilt(log: (line: string) => void = console.log): boolean {
+  if (existsSync(join(WEB_DIST, 'index.html')) && existsSync(join(WEB_DIST, 'admin.html'))) return true;
+  const vite = join(REPO_ROOT, 'node_modules/.bin/vite');
+  if (!existsSync(vite)) {
+    log('web pages are not built and Vite is not installed: run `npm install && npm run build:web`');
+    return false;
+  }
+  log('building the web pages (dist/web/) with Vite…');
+  const r = spawnSync(vite, ['build', '--logLevel', 'warn'], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) {
+    log('building the web pages failed; run `npm run build:web` to see why (the API works without them)');
+    return false;
+  }
+  return true;
+}
