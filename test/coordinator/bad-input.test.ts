@@ -1,0 +1,194 @@
+/**
+ * Every kind of bad upload, through app.request(): each gets its status and
+ * error code, and the training state (job, task and lease ledger, coverage,
+ * weights) is unchanged afterwards.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { phaseTensors, tensorShapes } from '../../client/core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
+import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
+
+let rig: Rig;
+let jobId: string;
+let a: RegisterResponse;
+let b: RegisterResponse;
+let lease: TaskLease;
+
+async function register(name: string): Promise<RegisterResponse> {
+  const res = await rig.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: 'test' }) });
+  expect(res.status).toBe(201);
+  return (await res.json()) as RegisterResponse;
+}
+
+function zeros(l: TaskLease, fill = 0): Map<string, Float32Array> {
+  const shapes = tensorShapes(l.config);
+  return new Map(phaseTensors(l.config, l.phase).map((n) => [n, new Float32Array(shapes.get(n)!.reduce((x, y) => x * y, 1)).fill(fill)]));
+}
+
+function validBody(l: TaskLease, over: Partial<{ weightsVersion: number; count: number; leaseId: string; grads: Map<string, Float32Array> }> = {}): Uint8Array {
+  return encodeResult(
+    { taskId: l.taskId, leaseId: over.leaseId ?? l.leaseId, weightsVersion: over.weightsVersion ?? l.weights.version, count: over.count ?? l.sample.count, loss: 1.5, correct: 0 },
+    over.grads ?? zeros(l),
+    tensorShapes(l.config),
+  );
+}
+
+function put(leaseId: string, body: Uint8Array, token: string | null = a.token): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/vnd.safetensors' };
+  if (token) headers[WORKER_HEADER] = token;
+  return Promise.resolve(rig.app.request(PATHS.result(leaseId), { method: 'PUT', headers, body: body as Uint8Array<ArrayBuffer> }));
+}
+
+/** The training state a bad upload must not change (the rejected counters are allowed to move). */
+async function snapshot(): Promise<string> {
+  const s = rig.coord.summary(jobId);
+  const { rejectedResults: _r, lateResults: _l, ...job } = s;
+  const weights = new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${jobId}/weights`)).arrayBuffer());
+  let h = 0;
+  for (let i = 0; i < weights.length; i++) h = (Math.imul(h, 31) + weights[i]!) | 0;
+  return JSON.stringify({ job, tasks: rig.coord.store.tasksOf(jobId), leases: rig.coord.store.leasesOf(jobId), weights: h });
+}
+
+beforeAll(async () => {
+  rig = await makeRig({ normBoundPerExample: 100 });
+  jobId = await startJob(rig, SMALL_JOB);
+  a = await register('a');
+  b = await register('b');
+  const res = await rig.app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: a.token }, body: JSON.stringify({ waitMs: 0 }) });
+  const r = (await res.json()) as LeaseResponse;
+  if (!r.lease) throw new Error('no lease');
+  lease = r.lease;
+  expect(lease.sample.count).toBeGreaterThan(0);
+});
+
+afterAll(async () => {
+  await rig.close();
+});
+
+describe('bad uploads are refused with no state change', () => {
+  const cases: [string, () => Promise<Response>, number, string][] = [
+    ['no worker token', () => put(lease.leaseId, validBody(lease), null), 401, 'unauthorized'],
+    ['unknown lease', () => put('no-such-lease', validBody(lease, { leaseId: 'no-such-lease' })), 404, 'unknown-lease'],
+    ['foreign lease', () => put(lease.leaseId, validBody(lease), b.token), 403, 'foreign-lease'],
+    ['wrong weights version', () => put(lease.leaseId, validBody(lease, { weightsVersion: lease.weights.version + 1 })), 409, 'stale-weights'],
+    ['truncated body', () => put(lease.leaseId, validBody(lease).subarray(0, 5000)), 400, 'malformed-result'],
+    ['malformed safetensors header', () => {
+      const body = validBody(lease);
+      body[12] = 0x7b; // '{' inside the JSON header
+      body[13] = 0x7b;
+      return put(lease.leaseId, body);
+    }, 400, 'malformed-result'],
+    ['header length past the end', () => {
+      const body = validBody(lease);
+      new DataView(body.buffer).setUint32(0, body.length, true);
+      return put(lease.leaseId, body);
+    }, 400, 'malformed-result'],
+    ['not safetensors at all', () => put(lease.leaseId, new TextEncoder().encode('<html>oops</html>')), 400, 'malformed-result'],
+    ['wrong shapes', () => {
+      const g = zeros(lease);
+      const [first] = g.keys();
+      g.set(first!, new Float32Array(g.get(first!)!.length - 1));
+      const shapes = new Map(tensorShapes(lease.config));
+      shapes.set(first!, [g.get(first!)!.length]);
+      return put(lease.leaseId, encodeResult({ taskId: lease.taskId, leaseId: lease.leaseId, weightsVersion: lease.weights.version, count: lease.sample.count, loss: 1, correct: 0 }, g, shapes));
+    }, 422, 'shape-mismatch'],
+    ['missing tensor', () => {
+      const g = zeros(lease);
+      g.delete([...g.keys()].pop()!);
+      return put(lease.leaseId, validBody(lease, { grads: g }));
+    }, 422, 'shape-mismatch'],
+    ['NaN in a gradient', () => {
+      const g = zeros(lease);
+      g.values().next().value![17] = NaN;
+      return put(lease.leaseId, validBody(lease, { grads: g }));
+    }, 422, 'non-finite'],
+    ['Inf in a gradient', () => {
+      const g = zeros(lease);
+      [...g.values()].pop()![0] = -Infinity;
+      return put(lease.leaseId, validBody(lease, { grads: g }));
+    }, 422, 'non-finite'],
+    ['gradient norm over the bound', () => put(lease.leaseId, validBody(lease, { grads: zeros(lease, 1e3) })), 422, 'norm-bound'],
+    ['example count differs from the sample', () => put(lease.leaseId, validBody(lease, { count: lease.sample.count + 1 })), 422, 'count-mismatch'],
+    ['oversized body', () => {
+      const big = new Uint8Array(rig.coord.maxResultBytes + 1);
+      return put(lease.leaseId, big);
+    }, 413, 'body-too-large'],
+    ['an integer tensor where F32 belongs', () => {
+      const shapes = tensorShapes(lease.config);
+      const names = phaseTensors(lease.config, lease.phase);
+      const entries = names.map((n, i) => {
+        const len = shapes.get(n)!.reduce((x, y) => x * y, 1);
+        return [n, { shape: shapes.get(n)!, data: i === names.length - 1 ? new Int32Array(len) : new Float32Array(len) }] as [string, { shape: number[]; data: Float32Array | Int32Array }];
+      });
+      const meta = { format: 'tessera-result', protocol: '1', taskId: lease.taskId, leaseId: lease.leaseId, weightsVersion: String(lease.weights.version), count: String(lease.sample.count), loss: '1', correct: '0' };
+      return put(lease.leaseId, encodeSafetensors(entries, meta));
+    }, 422, 'shape-mismatch'],
+  ];
+
+  for (const [name, send, status, code] of cases) {
+    it(`${name}: ${status} ${code}`, async () => {
+      const before = await snapshot();
+      const res = await send();
+      expect(res.status).toBe(status);
+      const body = (await res.json()) as { error: string; detail: string };
+      expect(body.error).toBe(code);
+      expect(body.detail.length).toBeGreaterThan(10);
+      expect(await snapshot()).toBe(before);
+    });
+  }
+
+  it('a valid result is accepted once; its replay is 409 duplicate-result and changes nothing', async () => {
+    const ok = await put(lease.leaseId, validBody(lease));
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ accepted: true, taskId: lease.taskId, covered: 1, of: SMALL_JOB.partitions });
+    const before = await snapshot();
+    const again = await put(lease.leaseId, validBody(lease));
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { error: string }).error).toBe('duplicate-result');
+    expect(await snapshot()).toBe(before);
+    expect(rig.coord.summary(jobId).rejectedResults).toBe(cases.length - 3 + 1); // 401, 404 and 413 never reach a lease; the replay counts
+  });
+
+  it('admin endpoints need the bearer token', async () => {
+    expect((await rig.app.request('/api/v1/admin/jobs')).status).toBe(401);
+    expect((await rig.app.request('/api/v1/admin/jobs', { headers: { Authorization: 'Bearer wrong' } })).status).toBe(401);
+    expect((await rig.admin('/api/v1/admin/jobs')).status).toBe(200);
+  });
+
+  it('a malformed job config is 400 with every issue', async () => {
+    const res = await rig.admin('/api/v1/admin/jobs', { method: 'POST', body: JSON.stringify({ layers: [3], seed: -1, bogus: 1 }) });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: string; detail: string };
+    expect(body.error).toBe('bad-request');
+    expect(body.detail).toMatch(/layers/);
+    expect(body.detail).toMatch(/seed/);
+    expect(body.detail).toMatch(/bogus/);
+  });
+
+  it('blobs are immutable and revalidate with ETag', async () => {
+    const res = await rig.app.request(PATHS.blob(lease.partition.hash));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(res.headers.get('etag')).toBe(`"${lease.partition.hash}"`);
+    expect((await res.arrayBuffer()).byteLength).toBe(lease.partition.bytes);
+    const again = await rig.app.request(PATHS.blob(lease.partition.hash), { headers: { 'If-None-Match': `"${lease.partition.hash}"` } });
+    expect(again.status).toBe(304);
+    expect((await rig.app.request(PATHS.blob('0'.repeat(64)))).status).toBe(404);
+    expect((await rig.app.request(PATHS.blob('nothex'))).status).toBe(400);
+  });
+
+  it('worker requests are rate-limited', async () => {
+    const tight = await makeRig({}, undefined);
+    const { createApp } = await import('../../coordinator/app.ts');
+    const { sha256Hex } = await import('../../coordinator/auth.ts');
+    const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 1, burst: 3 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      statuses.push((await app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name: 'r', runtime: 'node', backend: 'cpu', adapter: '' }) })).status);
+    }
+    expect(statuses.slice(0, 3)).toEqual([201, 201, 201]);
+    expect(statuses[4]).toBe(429);
+    await tight.close();
+  });
+});
