@@ -206,6 +206,8 @@ export class Coordinator {
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private evalChain: Promise<void> = Promise.resolve();
   private evalBackendP: Promise<ComputeBackend> | null = null;
+  /** [web] the latest evaluation's confusion matrix per job, for the admin page (memory only) */
+  private readonly confusions = new Map<string, { iteration: number; confusion: number[] }>();
   private closed = false;
 
   private constructor(opts: CoordinatorOptions) {
@@ -572,6 +574,7 @@ export class Coordinator {
         const ev = await evaluateYielding(backend, run.cfg, params, run.test);
         if (this.closed) return;
         this.store.insertEvaluation({ job_id: run.id, iteration, phase, test_error: ev.error, test_loss: ev.loss, at: Date.now() });
+        this.confusions.set(run.id, { iteration, confusion: Array.from(ev.confusion) }); // [web]
         this.emit({ type: 'evaluation', jobId: run.id, iteration, phase, testError: ev.error, testLoss: ev.loss });
         this.log(`job ${run.id}: after iteration ${iteration} (${phase}) test error ${(ev.error * 100).toFixed(2)}%`);
       } catch (e) {
@@ -623,7 +626,8 @@ export class Coordinator {
     return this.store.jobs().map((j) => this.summary(j.id));
   }
 
-  metrics(id: string, since = 0): { iterations: IterationMetricsRow[]; evaluations: { iteration: number; phase: string; testError: number; testLoss: number }[] } {
+  metrics(id: string, since = 0): { iterations: IterationMetricsRow[]; evaluations: { iteration: number; phase: string; testError: number; testLoss: number; confusion?: number[] }[] } {
+    const conf = this.confusions.get(id); // [web]
     this.jobRow(id);
     return {
       iterations: this.store.iterations(id, since).map((r) => ({
@@ -637,7 +641,10 @@ export class Coordinator {
         bytesIn: r.bytes_in,
         bytesOut: r.bytes_out,
       })),
-      evaluations: this.store.evaluations(id).map((e) => ({ iteration: e.iteration, phase: e.phase, testError: e.test_error, testLoss: e.test_loss })),
+      evaluations: this.store.evaluations(id).map((e) => ({
+        iteration: e.iteration, phase: e.phase, testError: e.test_error, testLoss: e.test_loss,
+        ...(conf?.iteration === e.iteration ? { confusion: conf.confusion } : {}), // [web]
+      })),
     };
   }
 

@@ -4,6 +4,9 @@
  *   GET /        the donate page (index.html)
  *   GET /admin   the admin page (admin.html)
  *   GET /assets/...  scripts, styles, the Web Worker (hashed names: immutable)
+ * and the one admin endpoint only the admin page needs,
+ *   GET /api/v1/admin/jobs/:id/filters?n=64  the first n filters of rbm0
+ * (registered after the app's admin middleware, so it needs the bearer token).
  * Paths under /api are never answered here. A path that leaves dist/web (`..`,
  * encoded separators, NUL) is 404, like a file that does not exist.
  */
@@ -11,6 +14,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import { Hono } from 'hono';
+import { tensorShapes } from '../../client/core/model/params.ts';
+import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../client/core/protocol.ts';
+import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { extractFilters } from '../../client/web/filters.ts';
+import type { Coordinator } from '../coordinator.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** Where `npm run build:web` writes the pages. */
@@ -105,4 +113,34 @@ export function ensureWebBuilt(log: (line: string) => void = console.log): boole
     return false;
   }
   return true;
+}
+
+/**
+ * Safetensors with one F32 tensor "filters" [n, V]: column j of rbm0.W for
+ * j < n (the first layer's filters, V = input pixels), metadata {version}.
+ * About n * 3 KB for MNIST, against 6.7 MB for all the weights.
+ */
+export function filtersOf(coord: Coordinator, id: string, n: number): Uint8Array {
+  const job = coord.summary(id);
+  const shapes = tensorShapes(job.config);
+  // the active job's live weights directly; another job's from its checkpoint
+  const live = coord.publicStatus().job?.id === id ? coord.activeParams() : null;
+  const { params, version } = live ? { params: live, version: job.iteration } : decodeWeights(coord.weightsOf(id), shapes);
+  const [V, H] = shapes.get('rbm0.W') ?? shapes.get('out.W')!;
+  const W = params.get('rbm0.W') ?? params.get('out.W')!;
+  const tiles = extractFilters(W, V!, H!, n);
+  return encodeSafetensors([['filters', { shape: [tiles.n, V!], data: tiles.data }]], { format: 'tessera-filters', version: String(version) });
+}
+
+/**
+ * Mounts what the pages need on the coordinator's app (pass it as
+ * createApp's `pages` option): the filters endpoint and the static pages.
+ */
+export function mountWeb(app: Hono, coord: Coordinator, opts: WebAppOptions = {}): void {
+  app.get(`${PATHS.admin.jobs}/:id/filters`, (c) => {
+    const n = Math.min(400, Math.max(1, Math.floor(Number(c.req.query('n') ?? 64)) || 64));
+    const body = filtersOf(coord, c.req.param('id'), n);
+    return c.body(body as Uint8Array<ArrayBuffer>, 200, { 'content-type': SAFETENSORS_TYPE, 'cache-control': 'no-store' });
+  });
+  app.route('/', webApp(opts));
 }
