@@ -97,7 +97,7 @@ function render(s: DonorSnapshot): void {
 
   const active = s.state !== 'idle' && s.state !== 'stopped' && s.state !== 'error';
   ui.start.disabled = active;
-  ui.start.textContent = s.state === 'idle' ? 'Start donating' : 'Start again';
+  ui.start.textContent = s.state === 'idle' ? 'Start donating' : active ? 'Donating…' : 'Start again';
   ui.pause.disabled = !active || s.state === 'starting';
   ui.pause.textContent = s.state === 'paused' ? 'Resume' : 'Pause';
   ui.stop.disabled = !active;
@@ -109,7 +109,12 @@ function render(s: DonorSnapshot): void {
   ui.fallback.textContent = s.fallbackReason ? `WebGPU not used: ${s.fallbackReason}` : '';
   ui.fallback.classList.toggle('hidden', !s.fallbackReason);
 
-  ui.job.textContent = s.job ? s.job.name : '—';
+  ui.job.replaceChildren(s.job ? s.job.name : '—');
+  if (s.job) {
+    const sub = document.createElement('small');
+    sub.textContent = `${s.job.phase} · iteration ${formatCount(s.job.iteration)}`;
+    ui.job.append(sub);
+  }
   ui.job.title = s.job ? `${s.job.id} · ${s.job.phase} · iteration ${s.job.iteration}` : '';
   ui.tasks.textContent = formatCount(s.tasksDone);
   ui.tasks.dataset.count = String(s.tasksDone);
@@ -156,6 +161,7 @@ async function start(): Promise<void> {
   const name = params.get('name') ?? `browser-${Math.random().toString(36).slice(2, 8)}`;
   try {
     render(await api.start({ coordinator, backend, name, throttle: throttleShare() }));
+    setTimeout(() => void refreshGrid(), 1500);
   } catch (e) {
     showError(e instanceof Error ? e.message : String(e));
   }
