@@ -1,0 +1,189 @@
+/**
+ * The headless Deno worker:
+ *
+ *   deno run -A client/deno/worker.ts --coordinator http://localhost:8080 \
+ *     [--backend auto|webgpu|cpu] [--cache DIR] [--name NAME] [--throttle 0..1] \
+ *     [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N]
+ *
+ * --delay-upload-ms holds every result back that long before uploading: a
+ * slow link, for the fault tests.
+ *
+ * Uses WebGPU when an adapter exists (auto), the CPU backend otherwise;
+ * caches partition blobs on disk by hash; on SIGINT/SIGTERM gives its lease
+ * back, leaves the grid and exits 0.
+ */
+import type { ComputeBackend } from '../core/backend.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
+import { GridWorker, MemoryBlobCache, type BlobCache } from '../core/worker.ts';
+
+declare const Deno: {
+  args: string[];
+  exit(code: number): never;
+  hostname(): string;
+  pid: number;
+  addSignalListener(sig: 'SIGINT' | 'SIGTERM', fn: () => void): void;
+  readFile(path: string): Promise<Uint8Array>;
+  writeFile(path: string, data: Uint8Array): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  mkdir(path: string, opts: { recursive: boolean }): Promise<void>;
+  readDir(path: string): AsyncIterable<{ name: string; isFile: boolean }>;
+  stat(path: string): Promise<{ size: number }>;
+  remove(path: string): Promise<void>;
+  build: { os: string };
+};
+
+const USAGE = `usage: deno run -A client/deno/worker.ts --coordinator URL [--backend auto|webgpu|cpu] [--cache DIR] [--name NAME]
+       [--throttle 0..1] [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N]`;
+
+function parseArgs(argv: string[]): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(a)}\n${USAGE}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[a.slice(2)] = argv[++i]!;
+    else out[a.slice(2)] = true;
+  }
+  return out;
+}
+
+/** Partitions on disk as DIR/<sha256>; weights (new every iteration) in memory only. */
+class DiskBlobCache implements BlobCache {
+  private readonly memory = new MemoryBlobCache(0);
+  private known: Set<string> | null = null;
+
+  constructor(private readonly dir: string) {}
+
+  private async index(): Promise<Set<string>> {
+    if (this.known) return this.known;
+    await Deno.mkdir(this.dir, { recursive: true });
+    const known = new Set<string>();
+    for await (const e of Deno.readDir(this.dir)) if (e.isFile && /^[0-9a-f]{64}$/.test(e.name)) known.add(e.name);
+    this.known = known;
+    return known;
+  }
+
+  async get(hash: string): Promise<Uint8Array | undefined> {
+    const w = await this.memory.get(hash);
+    if (w) return w;
+    if (!(await this.index()).has(hash)) return undefined;
+    try {
+      return await Deno.readFile(`${this.dir}/${hash}`);
+    } catch {
+      this.known!.delete(hash);
+      return undefined;
+    }
+  }
+
+  async put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void> {
+    if (kind === 'weights') return this.memory.put(hash, bytes, kind);
+    const known = await this.index();
+    if (known.has(hash)) return;
+    const tmp = `${this.dir}/.${hash}.${Deno.pid}.tmp`;
+    await Deno.writeFile(tmp, bytes);
+    await Deno.rename(tmp, `${this.dir}/${hash}`);
+    known.add(hash);
+  }
+
+  async partitions(): Promise<string[]> {
+    return [...(await this.index())];
+  }
+}
+
+async function makeBackend(kind: string, log: (s: string) => void): Promise<ComputeBackend> {
+  if (kind === 'cpu') return createCpuBackend();
+  try {
+    const { createWebGpuBackend } = await import('../core/webgpu/index.ts');
+    return await createWebGpuBackend();
+  } catch (e) {
+    if (kind === 'webgpu') throw e;
+    log(`no WebGPU (${(e as Error).message.split('\n')[0]}); using the CPU backend`);
+    return createCpuBackend();
+  }
+}
+
+async function main(): Promise<void> {
+  let args: Record<string, string | true>;
+  try {
+    args = parseArgs(Deno.args);
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  const coordinator = args.coordinator;
+  if (typeof coordinator !== 'string') {
+    console.error(`--coordinator URL is required\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const quiet = args.quiet === true;
+  const log = (s: string): void => {
+    if (!quiet) console.error(`[worker ${Deno.pid}] ${s}`);
+  };
+  const backendKind = typeof args.backend === 'string' ? args.backend : 'auto';
+  if (!['auto', 'webgpu', 'cpu'].includes(backendKind)) {
+    console.error(`--backend must be auto, webgpu or cpu, got ${backendKind}`);
+    Deno.exit(2);
+  }
+  const backend = await makeBackend(backendKind, log);
+  log(`backend ${backend.kind}: ${backend.adapter}`);
+  const cache = typeof args.cache === 'string' ? new DiskBlobCache(args.cache) : new MemoryBlobCache();
+  let lastReport = 0;
+  const worker = new GridWorker({
+    coordinator,
+    backend,
+    cache,
+    name: typeof args.name === 'string' ? args.name : `deno-${Deno.hostname()}-${Deno.pid}`,
+    runtime: 'deno',
+    throttle: typeof args.throttle === 'string' ? Number(args.throttle) : 1,
+    maxTasks: typeof args['max-tasks'] === 'string' ? Number(args['max-tasks']) : undefined,
+    exitWhenDone: args['exit-when-done'] === true,
+    beforeUpload: typeof args['delay-upload-ms'] === 'string' ? () => new Promise((r) => setTimeout(r, Number(args['delay-upload-ms']))) : undefined,
+    onEvent: (e) => {
+      switch (e.type) {
+        case 'registered':
+          log(`registered as ${e.workerId} with ${coordinator}`);
+          break;
+        case 'done': {
+          const now = Date.now();
+          if (now - lastReport > 2000) {
+            lastReport = now;
+            const s = e.stats;
+            log(`${s.tasksDone} tasks, ${s.examplesDone} examples, ${s.examplesPerSecond.toFixed(0)} examples/s, ${(s.bytesDown / 1e6).toFixed(1)} MB down, ${(s.bytesUp / 1e6).toFixed(1)} MB up; iteration ${e.ack.iteration}`);
+          }
+          break;
+        }
+        case 'rejected':
+          log(`task ${e.taskId} refused: ${e.status} ${e.error.error}: ${e.error.detail}`);
+          break;
+        case 'offline':
+          log(`coordinator unreachable (${e.message}); retrying in ${e.retryInMs} ms`);
+          break;
+        case 'idle':
+          if (e.reason === 'done') log('the job is done');
+          break;
+        default:
+          break;
+      }
+    },
+  });
+  let signalled = false;
+  const onSignal = (): void => {
+    if (signalled) Deno.exit(130);
+    signalled = true;
+    log('stopping: returning the lease and leaving');
+    void worker.stop();
+  };
+  Deno.addSignalListener('SIGINT', onSignal);
+  if (Deno.build.os !== 'windows') Deno.addSignalListener('SIGTERM', onSignal);
+  await worker.start();
+  backend.dispose();
+  log('stopped');
+  Deno.exit(0);
+}
+
+await main();

