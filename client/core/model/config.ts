@@ -69,9 +69,9 @@ export const DEFAULT_JOB: JobConfig = {
   partitions: 6,
   seed: 1,
   pretrain: {
-    epochs: 10,
+    epochs: 3,
     batchSize: 100,
-    learningRate: { start: 0.05, decay: 1, min: 0.05 },
+    learningRate: { start: 0.1, decay: 1, min: 0.1 },
     momentum: { start: 0.5, end: 0.9, rampEpochs: 5 },
     weightCost: 0.0002,
   },
