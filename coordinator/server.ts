@@ -110,6 +110,7 @@ export { flags as parseFlags };
 async function main(): Promise<void> {
   const f = flags(process.argv.slice(2));
   const num = (k: string): number | undefined => (typeof f[k] === 'string' ? Number(f[k]) : undefined);
+  (await import('./web/serve.ts')).ensureWebBuilt((l) => console.log(`[coordinator] ${l}`)); // [web] build dist/web/ if missing
   const srv = await startServer({
     port: num('port') ?? 8080,
     host: typeof f.host === 'string' ? f.host : '127.0.0.1',

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
   const dataDir = resolve(str('data', '.tessera'));
   const nWorkers = Number(str('workers', '1'));
   const backend = str('backend', 'auto');
+  (await import('../web/serve.ts')).ensureWebBuilt((l) => console.log(`[main] ${l}`)); // [web] build dist/web/ if missing
   const srv = await startServer({
     port: Number(str('port', '8080')),
     host: str('host', '127.0.0.1'),

@@ -513,7 +513,7 @@ async function refreshFilters(): Promise<void> {
     if (!t || t.dtype !== 'F32' || t.shape.length !== 2 || view.job?.id !== id) return;
     const [n, V] = t.shape as [number, number];
     const side = Math.round(Math.sqrt(V));
-    drawFilters(ui.filters, { n, V, side: side * side === V ? side : V, data: t.data as Float32Array }, 20, 2);
+    drawFilters(ui.filters, { n, V, side: side * side === V ? side : V, data: t.data as Float32Array }, Math.min(10, n), 3);
     ui.filters.classList.remove('hidden');
     ui.filtersEmpty.classList.add('hidden');
     ui.filtersCaption.textContent = `· ${n} units, weights version ${st.metadata.version ?? '?'}`;

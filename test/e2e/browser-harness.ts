@@ -87,7 +87,7 @@ export async function startGrid(webDir: string, opts: Partial<CoordinatorOptions
       return start ? await admin<JobSummary>(`/api/v1/admin/jobs/${j.id}/start`, { method: 'POST' }) : j;
     },
     async close() {
-      server.closeAllConnections?.();
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       await new Promise<void>((r) => server.close(() => r()));
       await coord.close();
       if (!dataDir) rmSync(dir, { recursive: true, force: true });
