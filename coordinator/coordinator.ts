@@ -258,13 +258,21 @@ export class Coordinator {
     this.events.emit(e);
   }
 
-  /** Largest result body accepted for the active job (the model's gradient plus header slack). */
+  /**
+   * Largest result body accepted: the model's full gradient plus header
+   * slack, for the active job (or the last one, so late results of a job that
+   * just ended still get their 410 rather than a 413).
+   */
   get maxResultBytes(): number {
-    const cfg = this.run?.cfg;
-    if (!cfg) return RESULT_SLACK_BYTES;
+    return this.resultLimit;
+  }
+
+  private resultLimit = RESULT_SLACK_BYTES;
+
+  private setResultLimit(cfg: JobConfig): void {
     let n = 0;
     for (const s of tensorShapes(cfg).values()) n += s.reduce((a, b) => a * b, 1);
-    return n * 4 + RESULT_SLACK_BYTES;
+    this.resultLimit = n * 4 + RESULT_SLACK_BYTES;
   }
 
   // ---------------------------------------------------------------- jobs
@@ -352,6 +360,7 @@ export class Coordinator {
     const cfg = JSON.parse(j.config) as JobConfig;
     const data = await this.opts.loadData(cfg);
     const plan = new TrainingPlan(cfg, data.train.count);
+    this.setResultLimit(cfg);
     const optimizer = new MomentumSgd();
     let params: Params;
     let iteration = 0;

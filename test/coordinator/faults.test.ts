@@ -1,0 +1,127 @@
+/**
+ * Faults with in-process workers: a slow worker whose lease passes its
+ * deadline (its late result is dropped and counted; the task is re-issued and
+ * counted once), a worker that vanishes mid-task (its lease expires when it
+ * stops heartbeating), a worker that stops and gives its lease back.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WorkerEvent } from '../../client/core/worker.ts';
+import { inProcessWorker, makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
+
+function ledgerCountsEachTaskOnce(rig: Rig, id: string): void {
+  const s = rig.coord.summary(id);
+  const tasks = rig.coord.store.tasksOf(id);
+  expect(tasks.length).toBe(s.totalIterations * SMALL_JOB.partitions);
+  expect(tasks.every((t) => t.state === 'done')).toBe(true);
+  const done = rig.coord.store.leasesOf(id).filter((l) => l.state === 'done');
+  expect(done.length).toBe(tasks.length);
+  expect(new Set(done.map((l) => l.task_id)).size).toBe(tasks.length);
+  // every iteration's metrics counted all its tasks' examples
+  const metrics = rig.coord.metrics(id).iterations;
+  expect(metrics.length).toBe(s.totalIterations);
+  for (const m of metrics) {
+    const expected = tasks.filter((t) => t.iteration === m.iteration).reduce((a, t) => a + t.count, 0);
+    expect(m.count).toBe(expected);
+  }
+}
+
+describe('faults', () => {
+  let rig: Rig | undefined;
+  afterEach(async () => {
+    await rig?.close();
+    rig = undefined;
+  });
+
+  it('a slow worker past its deadline: its late result is dropped (410), the task re-issued and counted once', async () => {
+    rig = await makeRig({ leaseTimeoutMs: 300 });
+    const id = await startJob(rig, SMALL_JOB);
+    const slowEvents: WorkerEvent[] = [];
+    let delayed = 0;
+    const slow = await inProcessWorker(rig, 'slow', {
+      maxTasks: 1,
+      beforeUpload: async () => {
+        if (delayed++ === 0) await new Promise((r) => setTimeout(r, 900));
+      },
+    }, slowEvents);
+    const slowRun = slow.start();
+    await waitFor(() => slowEvents.some((e) => e.type === 'task'), 5000, 'the slow worker to hold a lease');
+    const fast = await inProcessWorker(rig, 'fast');
+    await fast.start();
+    await slow.stop();
+    await slowRun;
+    await rig.coord.idle();
+    const s = rig.coord.summary(id);
+    expect(s.state).toBe('done');
+    const rejected = slowEvents.find((e) => e.type === 'rejected');
+    expect(rejected).toMatchObject({ type: 'rejected', status: 410, error: { error: 'lease-expired' } });
+    expect(s.lateResults).toBeGreaterThanOrEqual(1);
+    const slowTask = (slowEvents.find((e) => e.type === 'task') as Extract<WorkerEvent, { type: 'task' }>).lease;
+    const leases = rig.coord.store.leasesOf(id).filter((l) => l.task_id === slowTask.taskId);
+    expect(leases.map((l) => l.state).sort()).toEqual(['done', 'expired']);
+    ledgerCountsEachTaskOnce(rig, id);
+  });
+
+  it('a worker that vanishes mid-task: its lease expires when it goes silent, and the job completes', async () => {
+    rig = await makeRig({ leaseTimeoutMs: 60_000, heartbeatMs: 100, workerTimeoutMs: 400 });
+    const id = await startJob(rig, SMALL_JOB);
+    const events: WorkerEvent[] = [];
+    let hang: () => void = () => undefined;
+    const ghost = await inProcessWorker(rig, 'ghost', { beforeUpload: () => new Promise<void>((r) => (hang = r)) }, events);
+    const ghostRun = ghost.start();
+    await waitFor(() => events.some((e) => e.type === 'task'), 5000, 'the ghost to hold a lease');
+    // Silence it: no more heartbeats or requests (as if the process died), then let a healthy worker finish.
+    (ghost as unknown as { heartbeat: ReturnType<typeof setInterval> }).heartbeat && clearInterval((ghost as unknown as { heartbeat: ReturnType<typeof setInterval> }).heartbeat);
+    const healthy = await inProcessWorker(rig, 'healthy');
+    await healthy.start();
+    await rig.coord.idle();
+    expect(rig.coord.summary(id).state).toBe('done');
+    const ghostId = ghost.workerId!;
+    expect(rig.coord.workers().find((w) => w.id === ghostId)?.state).toBe('lost');
+    expect(rig.coord.store.leasesOf(id).filter((l) => l.worker_id === ghostId).map((l) => l.state)).toEqual(['expired']);
+    ledgerCountsEachTaskOnce(rig, id);
+    hang();
+    await ghost.stop();
+    await ghostRun;
+  });
+
+  it('a stopping worker gives its lease back at once', async () => {
+    rig = await makeRig({ leaseTimeoutMs: 60_000 });
+    const id = await startJob(rig, SMALL_JOB);
+    const events: WorkerEvent[] = [];
+    let release: () => void = () => undefined;
+    const w = await inProcessWorker(rig, 'quitter', { beforeUpload: () => new Promise<void>((r) => (release = r)) }, events);
+    const run = w.start();
+    await waitFor(() => events.some((e) => e.type === 'task'), 5000, 'a lease');
+    const stopped = w.stop();
+    release();
+    await stopped;
+    await run;
+    const leases = rig.coord.store.leasesOf(id);
+    expect(leases.map((l) => l.state)).toEqual(['returned']);
+    expect(rig.coord.workers()[0]!.state).toBe('left');
+    expect(rig.coord.summary(id).tasks.pending).toBe(SMALL_JOB.partitions);
+  });
+
+  it('pause stops leasing, resume goes on; cancel ends the job', async () => {
+    rig = await makeRig();
+    const id = await startJob(rig, SMALL_JOB);
+    expect((await rig.admin(`/api/v1/admin/jobs/${id}/pause`, { method: 'POST' })).status).toBe(200);
+    const w = await inProcessWorker(rig, 'p', { leaseWaitMs: 100 });
+    const events: string[] = [];
+    const w2 = await inProcessWorker(rig, 'p2', { leaseWaitMs: 100, onEvent: (e) => e.type === 'idle' && events.push(e.reason) });
+    const run = w2.start();
+    await waitFor(() => events.includes('paused'), 5000, 'a paused answer');
+    expect(rig.coord.summary(id).tasks.done).toBe(0);
+    expect((await rig.admin(`/api/v1/admin/jobs/${id}/pause`, { method: 'POST' })).status).toBe(409);
+    expect((await rig.admin(`/api/v1/admin/jobs/${id}/resume`, { method: 'POST' })).status).toBe(200);
+    await waitFor(() => rig!.coord.summary(id).iteration >= 3, 10_000, 'progress after resume');
+    const cancel = await rig.admin(`/api/v1/admin/jobs/${id}/cancel`, { method: 'POST' });
+    expect(cancel.status).toBe(200);
+    expect(((await cancel.json()) as { state: string }).state).toBe('cancelled');
+    await w2.stop();
+    await run;
+    await w.stop();
+    const status = (await (await rig.app.request('/api/v1/status')).json()) as { job: unknown };
+    expect(status.job).toBeNull();
+  });
+});
