@@ -51,6 +51,7 @@ const ui = {
   filters: $<HTMLCanvasElement>('filters'),
   filtersEmpty: $('filters-empty'),
   filtersCaption: $('filters-caption'),
+  cache: $('cache'),
   gridStatus: $('grid-status'),
 };
 
@@ -86,7 +87,10 @@ const STATE_CLASS: Record<DonorSnapshot['state'], string> = {
 };
 
 function render(s: DonorSnapshot): void {
+  const wasOffline = last?.state === 'offline';
   last = s;
+  if (s.state === 'offline') ui.gridStatus.textContent = 'coordinator unreachable: retrying';
+  else if (wasOffline) void refreshGrid();
   document.body.dataset.state = s.state;
   ui.state.textContent = s.state;
   ui.state.className = `badge ${STATE_CLASS[s.state]}`;
@@ -109,6 +113,8 @@ function render(s: DonorSnapshot): void {
   ui.fallback.textContent = s.fallbackReason ? `WebGPU not used: ${s.fallbackReason}` : '';
   ui.fallback.classList.toggle('hidden', !s.fallbackReason);
 
+  ui.cache.textContent = s.cacheHits ? `${s.cacheHits} partition${s.cacheHits === 1 ? '' : 's'} loaded from this browser (IndexedDB)` : 'IndexedDB';
+  ui.cache.dataset.hits = String(s.cacheHits);
   ui.job.replaceChildren(s.job ? s.job.name : '—');
   if (s.job) {
     const sub = document.createElement('small');
@@ -121,7 +127,7 @@ function render(s: DonorSnapshot): void {
   ui.rate.textContent = formatRate(s.examplesPerSecond);
   ui.up.textContent = formatBytes(s.bytesUp);
   ui.down.textContent = formatBytes(s.bytesDown);
-  ui.donated.innerHTML = `${formatDuration(s.donatedMs)}${s.donatedMs > 0 ? ` <small>${Math.round((100 * s.computeMs) / Math.max(1, s.donatedMs))}% busy</small>` : ''}`;
+  ui.donated.innerHTML = `${formatDuration(s.donatedMs)}${s.donatedMs > 0 ? ` <small>${Math.round((100 * s.computeMs) / Math.max(1, s.donatedMs))}% computing</small>` : ''}`;
 
   if (s.weightsVersion !== null && s.weightsVersion !== filtersVersion) void refreshFilters(s.weightsVersion);
 }

@@ -119,8 +119,10 @@ describe('admin page', () => {
     await waitFor(async () => (await page.locator('#job-state').textContent()) === 'done', 10_000, 'the page to show done');
     await waitFor(async () => (await page.locator('#confusion table td').count()) === 100, 15_000, 'the confusion matrix');
     await waitFor(async () => page.locator('#filters').isVisible(), 10_000, 'the filters');
-    await page.locator('#job-form').scrollIntoViewIfNeeded();
-    await page.evaluate(() => window.scrollTo(0, 0));
+    // the charts against time, then back against iterations
+    await page.click('#x-time');
+    await waitFor(async () => ((await page.locator('#chart-loss').textContent()) ?? '').includes('seconds of training'), 5_000, 'the time axis');
+    await page.click('#x-iter');
     await page.screenshot({ path: artifact('admin.png'), fullPage: true });
     expect(await page.locator('#s-test').textContent()).toMatch(/%/);
   }, 120_000);
