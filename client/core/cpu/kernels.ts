@@ -32,11 +32,32 @@ export function matmul(form: MatmulForm, A: Float32Array, B: Float32Array, C: Fl
   // 'nn' and 'tn' differ only in A's strides: A(i, k) = A[i*sI + k*sK].
   const sI = form === 'nn' ? K : 1;
   const sK = form === 'nn' ? 1 : M;
-  for (let i = 0; i < M; i++) {
+  // Four rows of C at a time share each load of B's row k.
+  let i = 0;
+  for (; i + 4 <= M; i += 4) {
+    const c0 = i * N;
+    const c1 = c0 + N;
+    const c2 = c1 + N;
+    const c3 = c2 + N;
+    for (let k = 0; k < K; k++) {
+      const a0 = A[i * sI + k * sK]!;
+      const a1 = A[(i + 1) * sI + k * sK]!;
+      const a2 = A[(i + 2) * sI + k * sK]!;
+      const a3 = A[(i + 3) * sI + k * sK]!;
+      const b0 = k * N;
+      for (let j = 0; j < N; j++) {
+        const b = B[b0 + j]!;
+        C[c0 + j]! += a0 * b;
+        C[c1 + j]! += a1 * b;
+        C[c2 + j]! += a2 * b;
+        C[c3 + j]! += a3 * b;
+      }
+    }
+  }
+  for (; i < M; i++) {
     const c0 = i * N;
     for (let k = 0; k < K; k++) {
       const a = A[i * sI + k * sK]!;
-      if (a === 0) continue; // sampled states and saturated sigmoids are often exactly 0
       const b0 = k * N;
       for (let j = 0; j < N; j++) C[c0 + j]! += a * B[b0 + j]!;
     }
@@ -44,9 +65,29 @@ export function matmul(form: MatmulForm, A: Float32Array, B: Float32Array, C: Fl
 }
 
 function matmulNT(A: Float32Array, B: Float32Array, C: Float32Array, M: number, K: number, N: number): void {
+  // One row of A against four rows of B at a time, dot products in float64.
   for (let i = 0; i < M; i++) {
     const a0 = i * K;
-    for (let j = 0; j < N; j++) {
+    let j = 0;
+    for (; j + 4 <= N; j += 4) {
+      const b0 = j * K;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let k = 0; k < K; k++) {
+        const a = A[a0 + k]!;
+        s0 += a * B[b0 + k]!;
+        s1 += a * B[b0 + K + k]!;
+        s2 += a * B[b0 + 2 * K + k]!;
+        s3 += a * B[b0 + 3 * K + k]!;
+      }
+      C[i * N + j] = s0;
+      C[i * N + j + 1] = s1;
+      C[i * N + j + 2] = s2;
+      C[i * N + j + 3] = s3;
+    }
+    for (; j < N; j++) {
       const b0 = j * K;
       let s = 0;
       for (let k = 0; k < K; k++) s += A[a0 + k]! * B[b0 + k]!;
