@@ -95,7 +95,9 @@ fn sigmoid(x: f32) -> f32 {
 @compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let tx = lid3.x;
-  let ty = lid3.y;
+  // With WG_Y == 1 this folds to 0, so row indices are uniform over the
+  // workgroup and CPU emulators load A once per row instead of per invocation.
+  let ty = select(lid3.y, 0u, WG_Y == 1u);
   let lid = ty * WG_X + tx;
   let NT = WG_X * WG_Y;
   let m0 = wid.y * BM;

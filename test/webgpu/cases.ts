@@ -38,6 +38,7 @@ export interface Case {
 /** Register blocks every runtime must get right, whatever its default. */
 export const TILES: Record<string, MatmulTile> = {
   direct4x4: { shared: false, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4 },
+  direct16x1r8x8: { shared: false, wgX: 16, wgY: 1, bk: 16, tm: 8, tn: 8 },
   shared16x16r4x4: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 4, tn: 4 },
   shared16x16r8x8: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 8, tn: 8 },
   shared8x4r4x8bk8: { shared: true, wgX: 8, wgY: 4, bk: 8, tm: 4, tn: 8 },

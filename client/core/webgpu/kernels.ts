@@ -53,10 +53,14 @@ export const GPU_TUNING: MatmulTuning = {
   minTiles: 256,
 };
 
-/** CPU emulation (lavapipe, SwiftShader): register blocking without barriers. */
+/**
+ * CPU emulation (lavapipe, SwiftShader): register blocking without barriers,
+ * one row of invocations per workgroup so the rows of A are uniform (loaded
+ * once per SIMD batch of invocations, not gathered per invocation).
+ */
 export const CPU_TUNING: MatmulTuning = {
-  large: { shared: false, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4 },
-  small: { shared: false, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4 },
+  large: { shared: false, wgX: 16, wgY: 1, bk: 16, tm: 8, tn: 8 },
+  small: { shared: false, wgX: 16, wgY: 1, bk: 16, tm: 8, tn: 8 },
   minTiles: 0,
 };
 
