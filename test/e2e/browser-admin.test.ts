@@ -64,6 +64,17 @@ describe('admin page', () => {
     expect((await fetch(`${grid.url}/api/v1/admin/events`)).status).toBe(401);
     expect((await fetch(`${grid.url}/api/v1/admin/jobs`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
 
+    // the pages are served with their content types; nothing outside dist/web is
+    const html = await fetch(`${grid.url}/admin`);
+    expect(html.headers.get('content-type')).toMatch(/^text\/html/);
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(await html.text())![1]!;
+    const js = await fetch(grid.url + script);
+    expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
+    expect(js.headers.get('cache-control')).toContain('immutable');
+    for (const bad of ['/%2e%2e/package.json', '/assets/%2e%2e%2f%2e%2e%2fpackage.json', '/assets/..%5c..%5cpackage.json', '/.%2e/vite.config.ts']) {
+      expect((await fetch(grid.url + bad)).status, bad).toBe(404);
+    }
+
     await page.goto(`${grid.url}/admin`);
     await page.fill('#token', 'not-the-token');
     await page.click('#login-form button[type=submit]');
@@ -82,6 +93,8 @@ describe('admin page', () => {
     const before = await chartPoints();
     await waitFor(async () => (await chartPoints()) >= before + 3, 60_000, 'three more iterations on the charts');
     expect(await page.locator('#job-state').textContent()).toBe('running');
+    await waitFor(async () => ((await page.locator('#eta').textContent()) ?? '').startsWith('ETA'), 10_000, 'an ETA');
+    await page.screenshot({ path: artifact('admin-running.png'), fullPage: true });
     // the token survives a reload (sessionStorage), and the page needs no second login
     await page.reload();
     await waitFor(async () => page.locator('#dash').isVisible(), 10_000, 'the dashboard after a reload');
