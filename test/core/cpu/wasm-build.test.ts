@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { simdWasmBytes } from '../../../client/core/cpu/simd.ts';
-import { buildSimdWasm, GENERATED } from '../../../bench/cpu-build-wasm.ts';
+import { buildSimdWasm, GENERATED } from '../../../scripts/build-wasm.ts';
 
 describe('SIMD wasm build', () => {
   it('rebuilding assembly/simd.as.ts reproduces the committed module byte for byte', async () => {
