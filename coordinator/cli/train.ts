@@ -33,6 +33,7 @@ Trains the job's DBN on MNIST in this process (CPU backend) and writes a checkpo
   --finetune-epochs E      fine-tuning epochs
   --seed S                 random seed
   --checkpoint-every N     iterations between checkpoints
+  --eval-each-epoch        report test error after every fine-tuning epoch (test error against wall time)
   -h, --help               this text
 `;
 
@@ -50,6 +51,7 @@ async function main(): Promise<number> {
       'finetune-epochs': { type: 'string' },
       seed: { type: 'string' },
       'checkpoint-every': { type: 'string' },
+      'eval-each-epoch': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -119,6 +121,11 @@ async function main(): Promise<number> {
       const acc = it.phase.kind === 'finetune' ? `, train accuracy ${((100 * epochCorrect) / epochCount).toFixed(2)}%` : '';
       bar.log(`${phaseName(it.phase)} epoch ${Math.ceil(it.epoch + 1e-9)}: ${what} ${(epochLoss / epochCount).toFixed(4)}${acc}`);
       epochLoss = epochCount = epochCorrect = 0;
+      if (values['eval-each-epoch'] && it.phase.kind === 'finetune') {
+        const ev = await evaluate(backend, config, trainer.params, test);
+        const wall = (performance.now() - t0) / 1000;
+        bar.log(`  test error ${(100 * ev.error).toFixed(2)}% at ${formatSeconds(wall)} wall (${wall.toFixed(0)} s), epoch ${Math.ceil(it.epoch + 1e-9)}`);
+      }
     }
     if (it.phaseEnd) {
       const s = (performance.now() - phaseStart) / 1000;
