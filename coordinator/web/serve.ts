@@ -11,7 +11,7 @@
  * encoded separators, NUL) is 404, like a file that does not exist.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import { Hono } from 'hono';
 import { tensorShapes } from '../../client/core/model/params.ts';
@@ -95,12 +95,17 @@ export function webApp(opts: WebAppOptions = {}): Hono {
 }
 
 /**
- * Makes sure dist/web/ exists: builds it with Vite when it is missing (about
- * ten seconds), and says how to build it by hand when that fails. Returns
- * whether the pages are there.
+ * Makes sure dist/web/ is there and current: builds it with Vite (a few
+ * seconds) when it is missing or older than the pages' sources, and says how
+ * to build it by hand when that fails. Returns whether the pages are there.
  */
 export function ensureWebBuilt(log: (line: string) => void = console.log): boolean {
-  if (existsSync(join(WEB_DIST, 'index.html')) && existsSync(join(WEB_DIST, 'admin.html'))) return true;
+  const built = join(WEB_DIST, 'index.html');
+  if (existsSync(built) && existsSync(join(WEB_DIST, 'admin.html'))) {
+    const at = statSync(built).mtimeMs;
+    if (newestSource() <= at) return true;
+    log('the web pages\' sources changed since dist/web/ was built');
+  }
   const vite = join(REPO_ROOT, 'node_modules/.bin/vite');
   if (!existsSync(vite)) {
     log('web pages are not built and Vite is not installed: run `npm install && npm run build:web`');
@@ -143,4 +148,20 @@ export function mountWeb(app: Hono, coord: Coordinator, opts: WebAppOptions = {}
     return c.body(body as Uint8Array<ArrayBuffer>, 200, { 'content-type': SAFETENSORS_TYPE, 'cache-control': 'no-store' });
   });
   app.route('/', webApp(opts));
+}
+
+/** Newest modification time of the pages' sources (what Vite bundles). */
+function newestSource(): number {
+  let newest = 0;
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of ['client/web', 'client/core', 'coordinator/web', 'datasets']) walk(join(REPO_ROOT, d));
+  newest = Math.max(newest, statSync(join(REPO_ROOT, 'vite.config.ts')).mtimeMs);
+  return newest;
 }
