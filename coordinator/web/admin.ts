@@ -9,6 +9,7 @@
  */
 import uPlot from 'uplot';
 import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../client/core/protocol.ts';
+import { DEFAULT_JOB } from '../../client/core/model/config.ts';
 import { decodeSafetensors } from '../../client/core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
@@ -178,7 +179,17 @@ function connectEvents(): void {
   const es = new EventSource(`${PATHS.admin.events}?token=${encodeURIComponent(token)}`);
   events = es;
   setLive('info', 'connecting');
-  es.onopen = () => setLive('good', 'live');
+  let opened = false;
+  es.onopen = () => {
+    setLive('good', 'live');
+    // after a reconnect, fetch what the stream missed
+    if (opened) {
+      void refreshJob();
+      void refreshMetrics(false);
+      void refreshWorkers();
+    }
+    opened = true;
+  };
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) {
       setLive('bad', 'disconnected');
@@ -612,6 +623,14 @@ function renderWorkers(): void {
 }
 
 // ---------------------------------------------------------------- new job
+
+/** The form starts from the coordinator's defaults (DEFAULT_JOB), so the two never drift apart. */
+for (const input of ui.form.querySelectorAll<HTMLInputElement>('input[name]')) {
+  let v: unknown = DEFAULT_JOB;
+  for (const k of input.name.split('.')) v = (v as Record<string, unknown> | undefined)?.[k];
+  if (typeof v === 'number' || typeof v === 'string') input.value = String(v);
+  else if (Array.isArray(v)) input.value = v.join(',');
+}
 
 ui.form.addEventListener('submit', async (e) => {
   e.preventDefault();
