@@ -5,7 +5,7 @@
  * buttons, and shows config issues next to their fields. One in-process CPU
  * worker (Node, over HTTP) does the training. Screenshot in test-artifacts/.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCpuBackend } from '../../client/core/cpu/index.ts';
@@ -138,5 +138,10 @@ describe('admin page', () => {
     await page.click('#x-iter');
     await page.screenshot({ path: artifact('admin.png'), fullPage: true });
     expect(await page.locator('#s-test').textContent()).toMatch(/%/);
+    // download the current weights (safetensors) from the page
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#act-weights')]);
+    expect(download.suggestedFilename()).toMatch(/\.safetensors$/);
+    const path = await download.path();
+    expect(statSync(path).size).toBeGreaterThan(784 * 32 * 4);
   }, 120_000);
 });

@@ -69,7 +69,7 @@ test('a Deno worker and a browser tab train one job together to its stated test 
 
   try {
     const summary = async (): Promise<JobSummary> => await grid.admin<JobSummary>(`/api/v1/admin/jobs/${job.id}`);
-    await waitFor(async () => (await summary()).state === 'done', 150_000, 'the job to finish', 500);
+    await waitFor(async () => (await summary()).state === 'done', 210_000, 'the job to finish', 500);
     await grid.coord.idle(); // the final evaluation is recorded
     const s = await summary();
     const { workers } = await grid.admin<{ workers: WorkerView[] }>('/api/v1/admin/workers');
@@ -92,4 +92,4 @@ test('a Deno worker and a browser tab train one job together to its stated test 
     console.error(log.slice(-60).join('\n'));
     throw e;
   }
-}, 240_000);
+}, 300_000);
