@@ -1,7 +1,8 @@
 /**
  * Serves the coordinator over HTTP with @hono/node-server:
  *   tsx coordinator/server.ts [--port 8080] [--host 0.0.0.0] [--data .tessera] [--admin-token T]
- *     [--job config.json] [--start] [--lease-timeout-ms N]
+ *     [--job config.json] [--start] [--lease-timeout-ms N] [--heartbeat-ms N] [--worker-timeout-ms N]
+ *     [--aggregator flat|tree] [--fan-in F] [--norm-bound B]
  * Opens (or resumes) the state in the data folder; a job that was running
  * when the process died resumes from its last checkpoint. The admin token is
  * created at the first start and printed once.
@@ -118,6 +119,8 @@ async function main(): Promise<void> {
     adminToken: typeof f['admin-token'] === 'string' ? f['admin-token'] : undefined,
     leaseTimeoutMs: num('lease-timeout-ms'),
     heartbeatMs: num('heartbeat-ms'),
+    workerTimeoutMs: num('worker-timeout-ms'),
+    normBoundPerExample: num('norm-bound'),
     aggregator: f.aggregator === 'flat' ? 'flat' : 'tree',
     fanIn: num('fan-in'),
   } as ServerOptions);

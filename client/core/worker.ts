@@ -79,7 +79,16 @@ export class MemoryBlobCache implements BlobCache {
 export type WorkerEvent =
   | { readonly type: 'registered'; readonly workerId: string }
   | { readonly type: 'task'; readonly lease: TaskLease }
-  | { readonly type: 'done'; readonly taskId: string; readonly examples: number; readonly seconds: number; readonly ack: ResultAck; readonly stats: WorkerStats }
+  | {
+      readonly type: 'done';
+      readonly taskId: string;
+      readonly examples: number;
+      readonly seconds: number;
+      /** ms spent: getting the blobs, computing, encoding, uploading */
+      readonly timing: { readonly fetch: number; readonly compute: number; readonly encode: number; readonly upload: number };
+      readonly ack: ResultAck;
+      readonly stats: WorkerStats;
+    }
   | { readonly type: 'rejected'; readonly taskId: string; readonly status: number; readonly error: ApiError }
   | { readonly type: 'idle'; readonly reason: string }
   | { readonly type: 'offline'; readonly message: string; readonly retryInMs: number }
@@ -205,7 +214,10 @@ export class GridWorker {
     this.stopCtl.abort();
     this.resumeGate?.();
     const lease = this.current;
-    if (lease && this.reg) await this.post(PATHS.returnLease(lease.leaseId), undefined).catch(() => undefined);
+    if (lease && this.reg) {
+      this.returned.add(lease.leaseId);
+      await this.post(PATHS.returnLease(lease.leaseId), undefined).catch(() => undefined);
+    }
     await this.running;
   }
 
@@ -302,14 +314,15 @@ export class GridWorker {
             continue;
           }
           if (e instanceof CoordinatorError && e.status < 500 && e.status !== 429) {
-            // a request of ours was refused: wait a little and go on
-            await sleep(1000, this.stopCtl.signal);
+            // a request of ours was refused (e.g. the weights of an iteration that just ended): go on shortly
+            await sleep(100, this.stopCtl.signal);
             continue;
           }
           await offline(e);
         }
       }
     } finally {
+      await this.inflight;
       if (this.heartbeat) clearInterval(this.heartbeat);
       if (this.reg) await this.post(PATHS.leave, undefined).catch(() => undefined);
     }
@@ -346,47 +359,70 @@ export class GridWorker {
     return part;
   }
 
+  /**
+   * Computes a task, then uploads its result. The upload runs in the
+   * background while the loop leases and computes the next task (one upload
+   * in flight at most), so the coordinator's intake overlaps this worker's
+   * compute; with maxTasks set, each upload is awaited.
+   */
   private async runTask(lease: TaskLease): Promise<void> {
     this.current = lease;
     this.emit({ type: 'task', lease });
     const t0 = performance.now();
     try {
       const [params, part] = await Promise.all([this.weights(lease), this.partition(lease)]);
+      const t1 = performance.now();
       const cfg = lease.config;
       const ids = sampleRange(cfg.seed, lease.iteration, lease.partition.lo, lease.partition.hi, lease.sample.fraction);
       if (ids.length !== lease.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${lease.sample.count}: rng mismatch`);
       const r = await computeTask(this.opts.backend, cfg, params, { phase: lease.phase, iteration: lease.iteration, seed: cfg.seed }, batchFromPartition(part, ids));
-      if (this.stopping) return; // the lease was given back
+      const t2 = performance.now();
+      if (this.returned.has(lease.leaseId)) return; // given back while computing
       const body = encodeResult(
         { taskId: lease.taskId, leaseId: lease.leaseId, weightsVersion: lease.weights.version, count: r.count, loss: r.loss, correct: r.correct },
         r.grads,
         tensorShapes(cfg),
       );
-      await this.opts.beforeUpload?.(lease);
-      let ack: ResultAck;
-      try {
-        this.s.bytesUp += body.length;
-        const res = await this.request(PATHS.result(lease.leaseId), {
-          method: 'PUT',
-          headers: { ...this.headers(false), 'content-type': 'application/vnd.safetensors' },
-          body: body as Uint8Array<ArrayBuffer>,
-        });
-        ack = (await res.json()) as ResultAck;
-      } catch (e) {
-        if (e instanceof CoordinatorError && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 429) {
-          this.emit({ type: 'rejected', taskId: lease.taskId, status: e.status, error: e.body });
-          return;
-        }
-        throw e;
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      this.s.tasksDone++;
-      this.s.examplesDone += r.count;
-      this.window.push({ at: Date.now(), examples: r.count });
-      this.emit({ type: 'done', taskId: lease.taskId, examples: r.count, seconds, ack, stats: this.stats });
-      if (this.throttle < 1) await sleep(seconds * 1000 * (1 / this.throttle - 1), this.stopCtl.signal);
+      const t3 = performance.now();
+      if (this.throttle < 1) await sleep((t2 - t0) * (1 / this.throttle - 1), this.stopCtl.signal);
+      await this.inflight; // at most one upload in flight, in order
+      const upload = this.upload(lease, body, r.count, t0, { fetch: t1 - t0, compute: t2 - t1, encode: t3 - t2 });
+      this.inflight = upload;
+      if (this.opts.maxTasks !== undefined || this.opts.beforeUpload) await upload;
     } finally {
       this.current = null;
     }
   }
+
+  private inflight: Promise<void> = Promise.resolve();
+  private readonly returned = new Set<string>();
+
+  /** Uploads one result; never throws (a lost upload's lease expires and its task is re-issued). */
+  private async upload(lease: TaskLease, body: Uint8Array, count: number, t0: number, timing: { fetch: number; compute: number; encode: number }): Promise<void> {
+    const t3 = performance.now();
+    try {
+      await this.opts.beforeUpload?.(lease);
+      if (this.returned.has(lease.leaseId)) return;
+      this.s.bytesUp += body.length;
+      const res = await this.request(PATHS.result(lease.leaseId), {
+        method: 'PUT',
+        headers: { ...this.headers(false), 'content-type': 'application/vnd.safetensors' },
+        body: body as Uint8Array<ArrayBuffer>,
+      });
+      const ack = (await res.json()) as ResultAck;
+      const t4 = performance.now();
+      this.s.tasksDone++;
+      this.s.examplesDone += count;
+      this.window.push({ at: Date.now(), examples: count });
+      this.emit({ type: 'done', taskId: lease.taskId, examples: count, seconds: (t4 - t0) / 1000, timing: { ...timing, upload: t4 - t3 }, ack, stats: this.stats });
+    } catch (e) {
+      if (e instanceof CoordinatorError) {
+        if (e.status === 401) this.reg = null;
+        this.emit({ type: 'rejected', taskId: lease.taskId, status: e.status, error: e.body });
+      } else {
+        this.emit({ type: 'offline', message: `upload of ${lease.taskId} failed: ${(e as Error).message}`, retryInMs: 0 });
+      }
+    }
+  }
+
 }

@@ -3,7 +3,7 @@
  *
  *   deno run -A client/deno/worker.ts --coordinator http://localhost:8080 \
  *     [--backend auto|webgpu|cpu] [--cache DIR] [--name NAME] [--throttle 0..1] \
- *     [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N]
+ *     [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N] [--trace]
  *
  * --delay-upload-ms holds every result back that long before uploading: a
  * slow link, for the fault tests.
@@ -133,6 +133,8 @@ async function main(): Promise<void> {
   log(`backend ${backend.kind}: ${backend.adapter}`);
   const cache = typeof args.cache === 'string' ? new DiskBlobCache(args.cache) : new MemoryBlobCache();
   let lastReport = 0;
+  const trace = args.trace === true;
+  let leaseAt = 0;
   const worker = new GridWorker({
     coordinator,
     backend,
@@ -148,7 +150,14 @@ async function main(): Promise<void> {
         case 'registered':
           log(`registered as ${e.workerId} with ${coordinator}`);
           break;
+        case 'task':
+          leaseAt = performance.now();
+          break;
         case 'done': {
+          if (trace) {
+            const t = e.timing;
+            console.error(`[trace] ${e.taskId} fetch ${t.fetch.toFixed(1)} compute ${t.compute.toFixed(1)} encode ${t.encode.toFixed(1)} upload ${t.upload.toFixed(1)} ms; since lease ${(performance.now() - leaseAt).toFixed(1)} ms`);
+          }
           const now = Date.now();
           if (now - lastReport > 2000) {
             lastReport = now;

@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DEFAULT_JOB } from '../../client/core/model/config.ts';
 import { parseFlags, startServer } from '../server.ts';
 
@@ -104,4 +105,4 @@ async function main(): Promise<void> {
   });
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

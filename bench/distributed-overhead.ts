@@ -1,0 +1,79 @@
+/**
+ * Overhead of the distributed path: the same job trained by the in-process
+ * trainer and by the coordinator with one local Deno worker (CPU backend),
+ * examples per second of each and their ratio (goal: >= 0.9).
+ *
+ *   nice npx tsx bench/distributed-overhead.ts [--job job.json] [--iterations N]
+ *
+ * Both sides use the CPU backend in one thread; the coordinator runs in this
+ * process, the worker in its own Deno process.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createCpuBackend } from '../client/core/cpu/index.ts';
+import { parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
+import { spawnDenoWorker } from '../coordinator/cli/main.ts';
+import { mnistLoader, parseFlags, startServer } from '../coordinator/server.ts';
+import { Trainer } from '../coordinator/trainer.ts';
+
+const f = parseFlags(process.argv.slice(2));
+const MNIST = resolve(import.meta.dirname, '../../shared/datasets/mnist');
+const cfg: JobConfig = parseJobConfig(
+  typeof f.job === 'string'
+    ? JSON.parse(readFileSync(f.job, 'utf8'))
+    : {
+        name: 'overhead',
+        layers: [784, 500, 500, 2000, 10],
+        trainLimit: 10_000,
+        testLimit: 100,
+        partitions: 1,
+        seed: 5,
+        pretrain: { epochs: 0 },
+        finetune: { epochs: 0.03, batchSize: 100 },
+        checkpointEvery: 1_000_000,
+      },
+);
+const load = mnistLoader(MNIST);
+const data = await load(cfg);
+
+// In-process.
+const trainer = new Trainer({ backend: await createCpuBackend(), config: cfg, train: data.train });
+let t0 = performance.now();
+let examples = 0;
+while (!trainer.done) examples += (await trainer.step()).count;
+const inSeconds = (performance.now() - t0) / 1000;
+const inRate = examples / inSeconds;
+console.log(`in-process trainer: ${trainer.plan.totalIterations} iterations, ${examples} examples in ${inSeconds.toFixed(2)} s = ${inRate.toFixed(0)} examples/s`);
+
+// Distributed: coordinator here, one Deno worker process.
+const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
+const srv = await startServer({ port: 0, dataDir: dir, adminToken: 'bench-admin-token-0123456789', mnistDir: MNIST, pages: false, log: () => undefined, evalBackend: undefined });
+const job = await srv.coord.createJob(cfg);
+const w = spawnDenoWorker(srv.url, { backend: 'cpu', name: 'bench', extra: ['--exit-when-done', '--quiet'] });
+// The clock starts at the first lease (Deno's start-up and the first blob downloads excluded), like the trainer's after loading.
+let first = 0;
+srv.coord.events.subscribe((e) => {
+  if (e.type === 'worker' && e.change === 'joined') first = performance.now();
+});
+await srv.coord.action(job.id, 'start');
+await new Promise<void>((r) => {
+  const off = srv.coord.events.subscribe((e) => {
+    if (e.type === 'job' && e.state === 'done') {
+      off();
+      r();
+    }
+  });
+});
+const distSeconds = (performance.now() - (first || t0)) / 1000;
+const m = srv.coord.metrics(job.id).iterations;
+const distExamples = m.reduce((a, r) => a + r.count, 0);
+const distRate = distExamples / distSeconds;
+const mb = m.reduce((a, r) => a + r.bytesIn + r.bytesOut, 0) / 1e6;
+console.log(`coordinator + 1 Deno worker: ${m.length} iterations, ${distExamples} examples in ${distSeconds.toFixed(2)} s = ${distRate.toFixed(0)} examples/s (${mb.toFixed(0)} MB over loopback)`);
+console.log(`ratio distributed / in-process: ${(distRate / inRate).toFixed(3)} (goal >= 0.9)`);
+await new Promise((r) => w.once('exit', r));
+await srv.close();
+rmSync(dir, { recursive: true, force: true });
+void t0;
+t0 = 0;
