@@ -34,7 +34,7 @@ const E2E_JOB: JobConfig = parseJobConfig({
   layers: [784, 256, 10],
   trainLimit: 10_000,
   testLimit: 10_000,
-  partitions: 4,
+  partitions: 2,
   seed: 3,
   pretrain: { epochs: 1, batchSize: 100, learningRate: { start: 0.1, decay: 1, min: 0.1 } },
   finetune: { epochs: 3, batchSize: 100, learningRate: { start: 1, decay: 0.9, min: 0.01 } },
