@@ -56,7 +56,9 @@ override BK: u32 = 16u;
 override SHARED: bool = true;
 // The register block. WGSL sizes function-scope arrays with const expressions
 // only, so these two are consts that the backend specialises in the source
-// (client/core/webgpu/gpu.ts, `consts`); both must be multiples of 4.
+// (client/core/webgpu/gpu.ts, `consts`); both must be multiples of 4. Loops
+// marked `// unroll` are unrolled there too, so the accumulators are indexed
+// by constants and stay in registers.
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 
@@ -124,11 +126,16 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
       for (var kk = 0u; kk < BK; kk++) {
         var a: array<vec4<f32>, TM4>;
         var b: array<vec4<f32>, TN4>;
-        for (var p = 0u; p < TM4; p++) { a[p] = As[(kk * SA + ty * TM) / 4u + p]; }
-        for (var q = 0u; q < TN4; q++) { b[q] = Bs[(kk * SB + tx * TN) / 4u + q]; }
-        for (var i = 0u; i < TM; i++) {
-          let ai = vec4<f32>(a[i / 4u][i % 4u]);
-          for (var q = 0u; q < TN4; q++) { acc[i * TN4 + q] = fma(ai, b[q], acc[i * TN4 + q]); }
+        for (var p = 0u; p < TM4; p++) { // unroll
+          a[p] = As[(kk * SA + ty * TM) / 4u + p];
+        }
+        for (var q = 0u; q < TN4; q++) { // unroll
+          b[q] = Bs[(kk * SB + tx * TN) / 4u + q];
+        }
+        for (var i = 0u; i < TM; i++) { // unroll
+          for (var q = 0u; q < TN4; q++) { // unroll
+            acc[i * TN4 + q] = fma(vec4<f32>(a[i / 4u][i % 4u]), b[q], acc[i * TN4 + q]);
+          }
         }
       }
       workgroupBarrier();
@@ -136,40 +143,43 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
   } else {
     for (var k = 0u; k < P.K; k++) {
       var b: array<vec4<f32>, TN4>;
-      for (var q = 0u; q < TN4; q++) {
+      for (var q = 0u; q < TN4; q++) { // unroll
         let n = n0 + tx * TN + q * 4u;
         b[q] = vec4<f32>(loadB(k, n), loadB(k, n + 1u), loadB(k, n + 2u), loadB(k, n + 3u));
       }
-      for (var i = 0u; i < TM; i++) {
+      for (var i = 0u; i < TM; i++) { // unroll
         let ai = vec4<f32>(loadA(m0 + ty * TM + i, k));
-        for (var q = 0u; q < TN4; q++) { acc[i * TN4 + q] = fma(ai, b[q], acc[i * TN4 + q]); }
+        for (var q = 0u; q < TN4; q++) { // unroll
+          acc[i * TN4 + q] = fma(ai, b[q], acc[i * TN4 + q]);
+        }
       }
     }
   }
 
-  for (var i = 0u; i < TM; i++) {
-    let m = m0 + ty * TM + i;
-    if (m >= P.M) { break; }
-    for (var j = 0u; j < TN; j++) {
-      let n = n0 + tx * TN + j;
-      if (n >= P.N) { break; }
-      let at = m * P.N + n;
-      let v = acc[i * TN4 + j / 4u][j % 4u];
-      switch EPI {
-        case 1u: { C[at] = sigmoid(v + aux[n]); }
-        case 2u: {
-          let h = sigmoid(v + aux[n]);
-          C[at] = h;
-          S[at] = select(0.0, 1.0, rng_uniform(P.seed, P.iteration, ids[m], n) < h);
-        }
-        case 3u: { C[at] = v + aux[n]; }
-        case 4u: { let y = aux[at]; C[at] = v * y * (1.0 - y); }
-        default: {
-          var r = P.alpha * v;
-          if (P.beta != 0.0) { r += P.beta * C[at]; }
-          C[at] = r;
-        }
-      }
+  for (var i = 0u; i < TM; i++) { // unroll
+    for (var j = 0u; j < TN; j++) { // unroll
+      store(m0 + ty * TM + i, n0 + tx * TN + j, acc[i * TN4 + j / 4u][j % 4u]);
+    }
+  }
+}
+
+// Applies the epilogue to one element of C; skips elements outside M x N.
+fn store(m: u32, n: u32, v: f32) {
+  if (m >= P.M || n >= P.N) { return; }
+  let at = m * P.N + n;
+  switch EPI {
+    case 1u: { C[at] = sigmoid(v + aux[n]); }
+    case 2u: {
+      let h = sigmoid(v + aux[n]);
+      C[at] = h;
+      S[at] = select(0.0, 1.0, rng_uniform(P.seed, P.iteration, ids[m], n) < h);
+    }
+    case 3u: { C[at] = v + aux[n]; }
+    case 4u: { let y = aux[at]; C[at] = v * y * (1.0 - y); }
+    default: {
+      var r = P.alpha * v;
+      if (P.beta != 0.0) { r += P.beta * C[at]; }
+      C[at] = r;
     }
   }
 }

@@ -49,7 +49,41 @@ export function kernelSource(spec: KernelSpec): string {
     if (!re.test(code)) throw new GpuError(`kernel ${spec.shader}: no "const ${name}: u32 = ...;" line to specialise`);
     code = code.replace(re, `const ${name}: u32 = ${value}u;`);
   }
-  return [...(spec.libs ?? []).map((l) => WGSL[l]), code].join('\n');
+  return [...(spec.libs ?? []).map((l) => WGSL[l]), unroll(code, spec.consts ?? {})].join('\n');
+}
+
+/**
+ * Unrolls every `for (var i = 0u; i < BOUND; i++) { // unroll` loop whose BOUND
+ * is a specialised const (or that const / 4, written NAME4), replacing `i` in
+ * the body by literals. Drivers do not reliably unroll the loops naga emits,
+ * and an array indexed by a loop variable is spilled to slow local memory.
+ */
+export function unroll(code: string, consts: Readonly<Record<string, number>>): string {
+  const head = /for \(var (\w+) = 0u; \1 < (\w+); \1\+\+\) \{ \/\/ unroll\n/;
+  const bounds: Record<string, number> = {};
+  for (const [k, v] of Object.entries(consts)) {
+    bounds[k] = v;
+    if (v % 4 === 0) bounds[`${k}4`] = v / 4;
+  }
+  for (let m = head.exec(code); m; m = head.exec(code)) {
+    const [whole, name, bound] = m as unknown as [string, string, string];
+    const n = bounds[bound];
+    if (n === undefined) throw new GpuError(`unroll: loop bound ${bound} is not a specialised const (have ${Object.keys(bounds).join(', ')})`);
+    const open = m.index + whole.length;
+    let depth = 1;
+    let end = open;
+    while (depth > 0) {
+      const c = code[end++];
+      if (c === undefined) throw new GpuError(`unroll: no closing brace for the loop over ${name}`);
+      if (c === '{') depth++;
+      else if (c === '}') depth--;
+    }
+    const body = code.slice(open, end - 1);
+    const re = new RegExp(`\\b${name}\\b`, 'g');
+    const copies = Array.from({ length: n }, (_, k) => `{${body.replace(re, `${k}u`)}}`).join('\n');
+    code = code.slice(0, m.index) + copies + code.slice(end);
+  }
+  return code;
 }
 
 export interface GpuOptions {
