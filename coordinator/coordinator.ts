@@ -300,6 +300,7 @@ export class Coordinator {
       state: 'created',
       iteration: 0,
       total_iterations: plan.totalIterations,
+      train_count: data.train.count,
       checkpoint_iteration: 0,
       checkpoint_path: null,
       created_at: Date.now(),
@@ -486,13 +487,22 @@ export class Coordinator {
 
   private previousWeights: string | null = null;
 
+  /** Where the coordinator's time goes (benchmarks): seconds and bytes since start. */
+  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0 };
+
   /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
   private completeIteration(): void {
     const run = this.run!;
     const it = run.it!;
+    const tFinish = performance.now();
+    const summedBefore = run.aggregator.bytesSummed;
     const total = run.aggregator.finish();
+    this.perf.aggregateSeconds += (performance.now() - tFinish) / 1000;
+    this.perf.aggregateBytes += run.aggregator.bytesSummed - summedBefore;
+    const tUpdate = performance.now();
     if (total.count > 0) run.optimizer.step(run.params, total.grads, total.count, it);
     if (it.phaseEnd) run.optimizer.reset();
+    this.perf.updateSeconds += (performance.now() - tUpdate) / 1000;
     const t = run.iteration;
     const row: IterationMetricsRow = {
       iteration: t,
@@ -601,12 +611,9 @@ export class Coordinator {
     const j = this.jobRow(id);
     const cfg = JSON.parse(j.config) as JobConfig;
     const run = this.run?.id === id ? this.run : null;
-    let phases: JobSummary['phases'] = [];
-    let phase = '';
-    if (run) {
-      phases = run.plan.phases.map((p) => ({ phase: phaseName(p.phase), start: p.start, iterations: p.iterations }));
-      phase = run.it ? phaseName(run.it.phase) : '';
-    }
+    const plan = run?.plan ?? (j.train_count >= cfg.partitions ? new TrainingPlan(cfg, j.train_count) : null);
+    const phases: JobSummary['phases'] = plan ? plan.phases.map((p) => ({ phase: phaseName(p.phase), start: p.start, iterations: p.iterations })) : [];
+    const phase = plan && j.iteration < plan.totalIterations ? phaseName(plan.at(j.iteration).phase) : '';
     const counts = this.store.taskCounts(id);
     const evals = this.store.evaluations(id);
     const last = evals[evals.length - 1];
@@ -979,6 +986,7 @@ export class Coordinator {
     const slot = run!.slots[l.partition]!;
     if (slot.state === 'done' || slot.leaseId !== l.id) late('was superseded: the task was re-issued');
 
+    const tStart = performance.now();
     let decoded;
     try {
       decoded = decodeResult(body, run!.gradShapes);
@@ -1013,7 +1021,13 @@ export class Coordinator {
     if (norm > bound) reject(new HttpError(422, 'norm-bound', `gradient L2 norm ${norm.toExponential(3)} exceeds the bound ${bound.toExponential(3)} for ${meta.count} examples`));
 
     // Valid: record, aggregate.
+    const tAgg = performance.now();
+    const summedBefore = run!.aggregator.bytesSummed;
     const outcome = run!.aggregator.add(slot.id, { grads, loss: meta.loss, correct: meta.correct, count: meta.count });
+    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
+    this.perf.aggregateBytes += run!.aggregator.bytesSummed - summedBefore;
+    this.perf.validateSeconds += (tAgg - tStart) / 1000;
+    this.perf.results++;
     if (outcome !== 'added') throw new Error(`aggregator refused task ${slot.id} (${outcome}) although the ledger had it open`);
     const now = Date.now();
     l.state = 'done';

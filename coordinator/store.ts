@@ -15,6 +15,8 @@ export interface JobRow {
   /** the iteration being computed (weights version) */
   iteration: number;
   total_iterations: number;
+  /** training examples (after trainLimit) */
+  train_count: number;
   checkpoint_iteration: number;
   checkpoint_path: string | null;
   created_at: number;
@@ -98,7 +100,7 @@ export interface EvaluationRow {
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL, state TEXT NOT NULL,
-  iteration INTEGER NOT NULL DEFAULT 0, total_iterations INTEGER NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0, total_iterations INTEGER NOT NULL, train_count INTEGER NOT NULL DEFAULT 0,
   checkpoint_iteration INTEGER NOT NULL DEFAULT 0, checkpoint_path TEXT,
   created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
   late_results INTEGER NOT NULL DEFAULT 0, rejected_results INTEGER NOT NULL DEFAULT 0, error TEXT);
@@ -161,9 +163,9 @@ export class Store {
   // jobs
   insertJob(j: JobRow): void {
     this.q(
-        `INSERT INTO jobs (id, name, config, state, iteration, total_iterations, checkpoint_iteration, checkpoint_path,
+        `INSERT INTO jobs (id, name, config, state, iteration, total_iterations, train_count, checkpoint_iteration, checkpoint_path,
          created_at, started_at, finished_at, late_results, rejected_results, error)
-         VALUES (@id, @name, @config, @state, @iteration, @total_iterations, @checkpoint_iteration, @checkpoint_path,
+         VALUES (@id, @name, @config, @state, @iteration, @total_iterations, @train_count, @checkpoint_iteration, @checkpoint_path,
          @created_at, @started_at, @finished_at, @late_results, @rejected_results, @error)`,
       )
       .run(j);
