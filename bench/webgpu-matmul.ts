@@ -13,6 +13,8 @@
  */
 import { createWebGpuBackend, type Gpu, matmulSpec, matmulTile, type MatmulForm, type MatmulTile, type MatmulTuning } from '../client/core/webgpu/index.ts';
 
+// Deno's globals, typed here so the repository's tsc (which has no Deno types) checks this file too.
+const Deno = (globalThis as unknown as { Deno: { args: string[]; env: { get(k: string): string | undefined }; cwd(): string } }).Deno;
 const args = Deno.args;
 const flag = (f: string): boolean => args.includes(f);
 const opt = (f: string, d: number): number => (args.includes(f) ? Number(args[args.indexOf(f) + 1]) : d);

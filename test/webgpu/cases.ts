@@ -7,6 +7,7 @@
  * reference within the tolerance it states.
  */
 import type { DenseLayer, RbmLayer } from '../../client/core/backend.ts';
+import * as cpu from '../../client/core/cpu/index.ts';
 import { uniform } from '../../client/core/rng.ts';
 import {
   colsum,
@@ -347,6 +348,107 @@ export const CASES: Case[] = [
     },
   },
 ];
+
+/** Cases that compare with the CPU backend (client/core/cpu), the project's reference implementation. */
+const cpuCases: Case[] = [
+  {
+    name: 'cpu agreement: matmul nn/tn/nt, bias + sigmoid, Bernoulli samples, softmax cross-entropy, column sums vs the cpu kernels',
+    run: async ({ backend }) => {
+      const gpu = backend.gpu;
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      for (const form of ['nn', 'tn', 'nt'] as const) {
+        for (const [M, K, N] of [[1, 1, 1], [7, 13, 5], [67, 45, 23]] as const) {
+          const A = r.floats(M * K);
+          const B = r.floats(K * N);
+          const want = new Float32Array(M * N);
+          cpu.matmul(form, A, B, want, M, K, N);
+          const { C } = await runMatmul(gpu, backend.tuning, form, 'axpby', A, B, M, K, N);
+          const { absC } = matmul64(form, A, B, M, K, N);
+          // both sides round in float32: twice the single-sided bound
+          expectClose(`matmul ${form} ${M}x${K}x${N} vs cpu (seed ${seed})`, C, want, (i) => 2e-5 * absC[i]! + 2e-6);
+        }
+      }
+      const [M, K, N] = [29, 31, 37];
+      const A = r.floats(M * K, 0, 1);
+      const B = r.floats(K * N, -0.5, 0.5);
+      const bias = r.floats(N, -0.5, 0.5);
+      const ids = r.ints(M, 60000);
+      const out = await runMatmul(gpu, backend.tuning, 'nn', 'biasSigmoidSample', A, B, M, K, N, { aux: bias, ids, seed: 7, iteration: 11 });
+      const h = new Float32Array(M * N);
+      cpu.matmul('nn', A, B, h, M, K, N);
+      cpu.biasSigmoid(h, bias, h, M, N);
+      expectClose(`bias + sigmoid vs cpu (seed ${seed})`, out.C, h, () => 2e-6);
+      const s = new Float32Array(M * N);
+      cpu.sampleBernoulli(h, s, M, N, 7, 11, ids);
+      for (let i = 0; i < M * N; i++) {
+        const u = uniform(7, 11, ids[Math.floor(i / N)]!, i % N);
+        if (Math.abs(h[i]! - u) > 1e-5 && out.S![i] !== s[i]) throw new Error(`sample ${i}: webgpu ${out.S![i]}, cpu ${s[i]} (h ${h[i]}, u ${u}; seed ${seed})`);
+      }
+      const [B2, Kc] = [23, 10];
+      const Z = r.floats(B2 * Kc, -8, 8);
+      const labels = Uint8Array.from(r.ints(B2, Kc));
+      const D = new Float32Array(B2 * Kc);
+      const ce = cpu.softmaxCrossEntropy(Z, labels, D, B2, Kc);
+      const rec = gpu.record('test/softmax-vs-cpu');
+      const d = dummies(gpu);
+      const delta = rec.own(gpu.scratch('test/delta', B2 * Kc, true));
+      const stats = rec.own(gpu.scratch('test/stats', B2 * 2, true));
+      const sums = rec.own(gpu.scratch('test/colsum', Kc, true));
+      softmaxXent(rec, delta, rec.own(gpu.upload('test/Z', Z)), B2, Kc, d, rec.own(gpu.upload('test/labels', Uint32Array.from(labels))), stats);
+      colsum(rec, sums, delta, B2, Kc, d);
+      const [dh, sh, ch] = await rec.finish([[delta, B2 * Kc], [stats, B2 * 2], [sums, Kc]]);
+      expectClose(`softmax delta vs cpu (seed ${seed})`, dh!, D, () => 2e-6);
+      let loss = 0;
+      let correct = 0;
+      for (let i = 0; i < B2; i++) {
+        loss += sh![2 * i]!;
+        correct += sh![2 * i + 1]!;
+      }
+      expectClose(`loss vs cpu (seed ${seed})`, [loss], [ce.loss], () => 1e-5 * ce.loss);
+      if (correct !== ce.correct) throw new Error(`correct: webgpu ${correct}, cpu ${ce.correct} (seed ${seed})`);
+      const db = new Float32Array(Kc);
+      cpu.columnSums(D, B2, Kc, db);
+      expectClose(`column sums vs cpu (seed ${seed})`, ch!, db, () => 1e-5 * B2);
+    },
+  },
+  {
+    name: 'cpu agreement: whole CD-1 task (B=21, 40 -> 33, RBM 33x27) and whole backprop task (B=19, 40-33-27-10) equal the cpu backend',
+    run: async ({ backend }) => {
+      const ref = await cpu.createCpuBackend();
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      const B = 21;
+      const lower = [randomLayer(r, 40, 33, 0.5)];
+      const rbm: RbmLayer = { V: 33, H: 27, W: r.floats(33 * 27, -0.5, 0.5), b: r.floats(33, -0.5, 0.5), c: r.floats(27, -0.5, 0.5) };
+      const x = r.floats(B * 40, 0, 1);
+      const exampleIds = r.ints(B, 60000);
+      // Counters whose draws land clear of the probabilities, so rounding flips no sample.
+      let rngSeed = r.ints(1, 2 ** 32)[0]!;
+      while (cd1Ref(lower, rbm, x, B, exampleIds, rngSeed, 5).margin <= 1e-4) rngSeed++;
+      const req = { lower, rbm, x, batch: B, exampleIds, rng: { seed: rngSeed, iteration: 5 } };
+      const [g, c] = [await backend.cd1(req), await ref.cd1(req)];
+      expectClose(`cd1 dW vs cpu (seed ${seed})`, g.dW, c.dW, (i) => 1e-5 * (2 * B + Math.abs(c.dW[i]!)));
+      expectClose(`cd1 db vs cpu (seed ${seed})`, g.db, c.db, () => 2e-5 * B);
+      expectClose(`cd1 dc vs cpu (seed ${seed})`, g.dc, c.dc, () => 2e-5 * B);
+      expectClose(`cd1 reconError vs cpu (seed ${seed})`, [g.reconError], [c.reconError], () => 1e-5 * (B + c.reconError));
+      const layers = [randomLayer(r, 40, 33, 0.5), randomLayer(r, 33, 27, 0.5), randomLayer(r, 27, 10, 0.5)];
+      const labels = Uint8Array.from(r.ints(19, 10));
+      const xb = r.floats(19 * 40, 0, 1);
+      const [gb, cb] = [await backend.backprop({ layers, x: xb, labels, batch: 19 }), await ref.backprop({ layers, x: xb, labels, batch: 19 })];
+      layers.forEach((_, i) => {
+        expectClose(`backprop dW${i} vs cpu (seed ${seed})`, gb.dW[i]!, cb.dW[i]!, (j) => 1e-5 * (19 + Math.abs(cb.dW[i]![j]!)));
+        expectClose(`backprop db${i} vs cpu (seed ${seed})`, gb.db[i]!, cb.db[i]!, () => 2e-5 * 19);
+      });
+      expectClose(`backprop loss vs cpu (seed ${seed})`, [gb.loss], [cb.loss], () => 1e-5 * cb.loss);
+      if (gb.correct !== cb.correct) throw new Error(`correct: webgpu ${gb.correct}, cpu ${cb.correct} (seed ${seed})`);
+      const [pg, pc] = [await backend.predict(layers, xb, 19), await ref.predict(layers, xb, 19)];
+      expectClose(`predict vs cpu (seed ${seed})`, pg, pc, () => 2e-6);
+      ref.dispose();
+    },
+  },
+];
+CASES.push(...cpuCases);
 
 async function expectThrow(what: string, f: () => Promise<unknown>, re: RegExp): Promise<void> {
   try {
