@@ -87,3 +87,6 @@ PY
 
 echo "== matmul benchmark (deno run bench/webgpu-matmul.ts --big --sweep)"
 TFJS_MODULE=.carry/tfjs-webgpu.mjs timeout 300 "$DENO" run -A bench/webgpu-matmul.ts --big --sweep --ms 200 2>&1 | tee "$OUT/gpu-matmul.log" | grep -v "$(printf "\t")" | tail -40
+
+echo "== whole steps (deno run bench/webgpu-steps.ts)"
+timeout 120 "$DENO" run -A bench/webgpu-steps.ts --ms 1000 2>&1 | tee "$OUT/gpu-steps.log" | grep -v "$(printf "\t")" | tail -8
