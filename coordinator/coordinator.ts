@@ -1006,10 +1006,7 @@ export class Coordinator {
     }
     let sq = 0;
     for (const [name, g] of grads) {
-      for (let i = 0; i < g.length; i++) {
-        const v = g[i]!;
-        sq += v * v;
-      }
+      sq += sumSquares(g);
       if (!Number.isFinite(sq)) {
         for (let i = 0; i < g.length; i++) {
           if (!Number.isFinite(g[i]!)) reject(new HttpError(422, 'non-finite', `gradient "${name}" holds ${g[i]} at index ${i}`));
@@ -1058,6 +1055,22 @@ export class Coordinator {
     if (this.evalBackendP) (await this.evalBackendP).dispose();
     this.store.close();
   }
+}
+
+/** Sum of squares (NaN or Infinity when any value is not finite), with four accumulators. */
+export function sumSquares(g: Float32Array): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const n = g.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const a = g[i]!, b = g[i + 1]!, c = g[i + 2]!, d = g[i + 3]!;
+    s0 += a * a;
+    s1 += b * b;
+    s2 += c * c;
+    s3 += d * d;
+  }
+  for (; i < n; i++) s0 += g[i]! * g[i]!;
+  return s0 + s1 + s2 + s3;
 }
 
 /** The lead's evaluate() in slices, yielding to the event loop between them so leases keep flowing. */

@@ -253,59 +253,99 @@ export interface DecodedResult {
 }
 
 /**
- * Decodes an untrusted result body. Checks the safetensors structure, the
- * metadata fields and that every tensor is F32 with the expected shape
- * (exactly the tensors of `shapes`, no more, no fewer). Finiteness and the
- * norm are the caller's (validateResult in the coordinator).
+ * Decodes an untrusted result body without copying its tensors: each
+ * gradient is a Float32Array view of `bytes` (a copy only where the data is
+ * not 4-byte aligned). Checks the safetensors structure as strictly as
+ * safetensors.ts does (header bounds, JSON, offsets contiguous and exactly
+ * covering the data), the metadata, and that the tensors are exactly those of
+ * `shapes`, F32, with those shapes. Finiteness and the norm are the caller's
+ * (the coordinator's intake).
  */
 export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): DecodedResult {
-  let st;
-  try {
-    st = decodeSafetensors(bytes, { source: 'result', maxHeaderBytes: 64 * 1024 });
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new ProtocolError(400, 'malformed-result', e.message);
-    throw e;
-  }
-  const md = st.metadata;
-  const bad = (msg: string): never => {
-    throw new ProtocolError(400, 'malformed-result', `result metadata: ${msg}`);
+  const malformed = (msg: string): never => {
+    throw new ProtocolError(400, 'malformed-result', `result: ${msg}`);
   };
+  const MAX_HEADER = 64 * 1024;
+  if (bytes.length < 8) malformed(`truncated: ${bytes.length} bytes, expected at least the 8-byte header length`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = dv.getUint32(0, true);
+  if (dv.getUint32(4, true) !== 0 || n > MAX_HEADER) malformed(`header length exceeds the ${MAX_HEADER}-byte limit`);
+  if (8 + n > bytes.length) malformed(`truncated: header says ${n} bytes of JSON but only ${bytes.length - 8} follow`);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    malformed(`header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) malformed('header is not a JSON object');
+  const base = 8 + n;
+  const dataLen = bytes.length - base;
+  const md: Record<string, string> = {};
+  const spans: { name: string; begin: number; end: number; dtype: string; shape: number[] }[] = [];
+  for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) malformed('"__metadata__" must be an object of strings');
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (typeof x !== 'string') malformed(`metadata "${k}" must be a string`);
+        md[k] = x as string;
+      }
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) malformed(`tensor "${name}": entry is not an object`);
+    const e = v as Record<string, unknown>;
+    const shape = e.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) malformed(`tensor "${name}": shape must be an array of non-negative integers`);
+    const offs = e.data_offsets;
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0)) malformed(`tensor "${name}": data_offsets must be two non-negative integers`);
+    const [begin, end] = offs as [number, number];
+    if (begin > end || end > dataLen) malformed(`tensor "${name}": data_offsets [${begin}, ${end}] fall outside the ${dataLen} data bytes (truncated?)`);
+    const size = ({ F32: 4, F64: 8, U8: 1, U32: 4, I32: 4 } as Record<string, number>)[String(e.dtype)];
+    if (!size) malformed(`tensor "${name}": unsupported dtype ${JSON.stringify(e.dtype)}`);
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (count * size! !== end - begin) malformed(`tensor "${name}": shape [${shape}] of ${e.dtype} needs ${count * size!} bytes, offsets give ${end - begin}`);
+    spans.push({ name, begin, end, dtype: String(e.dtype), shape: shape as number[] });
+  }
+  spans.sort((a, b) => a.begin - b.begin);
+  let cursor = 0;
+  for (const sp of spans) {
+    if (sp.begin !== cursor) malformed(`tensor "${sp.name}": data starts at ${sp.begin}, expected ${cursor} (overlap or gap)`);
+    cursor = sp.end;
+  }
+  if (cursor !== dataLen) malformed(`${dataLen - cursor} bytes after the last tensor (expected none)`);
+
+  const bad = (msg: string): never => malformed(`metadata: ${msg}`);
   if (md.format !== RESULT_FORMAT) bad(`format is ${JSON.stringify(md.format)}, expected "${RESULT_FORMAT}"`);
   if (md.protocol !== String(PROTOCOL_VERSION)) bad(`protocol ${JSON.stringify(md.protocol)}, this coordinator speaks ${PROTOCOL_VERSION}`);
   const int = (key: string): number => {
-    const s = md[key];
-    const n = Number(s);
-    if (s === undefined || !/^[0-9]{1,15}$/.test(s) || !Number.isSafeInteger(n)) bad(`"${key}" must be a non-negative integer, got ${JSON.stringify(s)}`);
-    return n;
+    const x = md[key];
+    if (x === undefined || !/^[0-9]{1,15}$/.test(x)) bad(`"${key}" must be a non-negative integer, got ${JSON.stringify(x)}`);
+    return Number(x);
   };
   const str = (key: string): string => {
-    const s = md[key];
-    if (typeof s !== 'string' || s.length === 0 || s.length > 200) bad(`"${key}" must be a string of 1-200 characters`);
-    return s!;
+    const x = md[key];
+    if (typeof x !== 'string' || x.length === 0 || x.length > 200) bad(`"${key}" must be a string of 1-200 characters`);
+    return x!;
   };
   const loss = Number(md.loss);
   if (md.loss === undefined || md.loss.trim() === '' || !Number.isFinite(loss) || loss < 0) {
     throw new ProtocolError(422, 'non-finite', `result metadata "loss" must be a finite number >= 0, got ${JSON.stringify(md.loss)}`);
   }
-  const meta: ResultMeta = {
-    taskId: str('taskId'),
-    leaseId: str('leaseId'),
-    weightsVersion: int('weightsVersion'),
-    count: int('count'),
-    loss,
-    correct: int('correct'),
-  };
+  const meta: ResultMeta = { taskId: str('taskId'), leaseId: str('leaseId'), weightsVersion: int('weightsVersion'), count: int('count'), loss, correct: int('correct') };
   if (meta.correct > meta.count) bad(`"correct" (${meta.correct}) exceeds "count" (${meta.count})`);
+
+  const byName = new Map(spans.map((sp) => [sp.name, sp]));
   const grads = new Map<string, Float32Array>();
   for (const [name, shape] of shapes) {
-    const t = st.tensors.get(name);
-    if (!t) throw new ProtocolError(422, 'shape-mismatch', `result lacks gradient "${name}" (F32[${shape}])`);
-    if (t.dtype !== 'F32' || t.shape.join('x') !== shape.join('x')) {
-      throw new ProtocolError(422, 'shape-mismatch', `gradient "${name}" is ${t.dtype}[${t.shape}], expected F32[${shape}]`);
+    const sp = byName.get(name);
+    if (!sp) throw new ProtocolError(422, 'shape-mismatch', `result lacks gradient "${name}" (F32[${shape}])`);
+    if (sp.dtype !== 'F32' || sp.shape.join('x') !== shape.join('x')) {
+      throw new ProtocolError(422, 'shape-mismatch', `gradient "${name}" is ${sp.dtype}[${sp.shape}], expected F32[${shape}]`);
     }
-    grads.set(name, t.data as Float32Array);
+    const at = bytes.byteOffset + base + sp.begin;
+    const len = (sp.end - sp.begin) / 4;
+    grads.set(name, at % 4 === 0 ? new Float32Array(bytes.buffer, at, len) : new Float32Array(bytes.slice(base + sp.begin, base + sp.end).buffer));
   }
-  for (const name of st.tensors.keys()) {
+  for (const name of byName.keys()) {
     if (!shapes.has(name)) throw new ProtocolError(422, 'shape-mismatch', `unexpected tensor "${name}" in result (this phase trains ${[...shapes.keys()].join(', ')})`);
   }
   return { meta, grads };

@@ -40,6 +40,8 @@ export interface Aggregator {
   readonly bytesSummed: number;
 }
 
+import { jsSummer, type Summer } from './simd.ts';
+
 export class AggregationError extends Error {
   constructor(message: string) {
     super(message);
@@ -47,26 +49,9 @@ export class AggregationError extends Error {
   }
 }
 
-/** a += b, coverage sets united; throws on overlap or a shape mismatch. Returns bytes summed. */
+/** a += b with the plain loop, coverage sets united; throws on overlap or a shape mismatch. Returns bytes summed. */
 export function mergeInto(a: PartialAggregate, b: PartialAggregate): number {
-  for (const t of b.covers) if (a.covers.has(t)) throw new AggregationError(`task ${t} is covered by both partial aggregates`);
-  let bytes = 0;
-  for (const [name, g] of b.grads) {
-    const acc = a.grads.get(name);
-    if (!acc) {
-      a.grads.set(name, g);
-      continue;
-    }
-    if (acc.length !== g.length) throw new AggregationError(`gradient "${name}": ${acc.length} values vs ${g.length}`);
-    const n = g.length;
-    for (let i = 0; i < n; i++) acc[i] += g[i]!;
-    bytes += g.byteLength;
-  }
-  a.loss += b.loss;
-  a.correct += b.correct;
-  a.count += b.count;
-  for (const t of b.covers) a.covers.add(t);
-  return bytes;
+  return jsSummer.merge(a, b);
 }
 
 export function leaf(taskId: string, s: Sums): PartialAggregate {
@@ -80,12 +65,24 @@ export abstract class BaseAggregator implements Aggregator {
   protected seen = new Set<string>();
   bytesSummed = 0;
 
+  /** summer: how tensors are added (the plain loop, or WebAssembly SIMD; the same bits either way) */
+  constructor(protected readonly summer: Summer = jsSummer) {}
+
   begin(tasks: readonly string[]): void {
     this.expectedSet = new Set(tasks);
     if (this.expectedSet.size !== tasks.length) throw new AggregationError('begin: task ids repeat');
     this.seen = new Set();
     this.reset();
+    this.summer.begin(this.maxTargets(tasks.length));
   }
+
+  /** a += b through the summer (b consumed); counts the bytes. */
+  protected merge(a: PartialAggregate, b: PartialAggregate): void {
+    this.bytesSummed += this.summer.merge(a, b);
+  }
+
+  /** The most partials that are merge targets at once while n tasks aggregate. */
+  protected abstract maxTargets(n: number): number;
 
   get covered(): number {
     return this.seen.size;

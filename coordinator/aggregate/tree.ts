@@ -5,16 +5,24 @@
  * O(f log_f n) tensors, and each node's combine is the work a remote
  * aggregator (a peer, later) would do.
  */
-import { AggregationError, BaseAggregator, mergeInto, type PartialAggregate } from './base.ts';
+import { AggregationError, BaseAggregator, type PartialAggregate } from './base.ts';
+import type { Summer } from './simd.ts';
 
 export class TreeAggregator extends BaseAggregator {
   readonly kind: string;
   private levels: PartialAggregate[][] = [];
 
-  constructor(readonly fanIn: number) {
-    super();
+  constructor(readonly fanIn: number, summer?: Summer) {
+    super(summer);
     if (!Number.isInteger(fanIn) || fanIn < 2) throw new AggregationError(`tree fan-in must be an integer >= 2, got ${fanIn}`);
-    this.kind = `tree(${fanIn})`;
+    this.kind = `tree(${fanIn})${this.summer.kind === 'simd' ? ', simd' : ''}`;
+  }
+
+  /** Up to f - 1 waiting nodes on each level above the leaves, the node being built, and the drain's carry. */
+  protected maxTargets(n: number): number {
+    let levels = 1;
+    for (let c = this.fanIn; c < n; c *= this.fanIn) levels++;
+    return (this.fanIn - 1) * levels + 2;
   }
 
   protected reset(): void {
@@ -22,8 +30,8 @@ export class TreeAggregator extends BaseAggregator {
   }
 
   private combine(group: PartialAggregate[]): PartialAggregate {
-    const node = group[0]!;
-    for (let i = 1; i < group.length; i++) this.bytesSummed += mergeInto(node, group[i]!);
+    const node = this.summer.target(group[0]!);
+    for (let i = 1; i < group.length; i++) this.merge(node, group[i]!);
     return node;
   }
 

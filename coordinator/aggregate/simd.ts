@@ -1,0 +1,217 @@
+/**
+ * Summation strategies for partial aggregates. `jsSummer` adds with a plain
+ * loop; `SimdSummer` keeps every merge target in a WebAssembly memory and
+ * adds with f32x4 SIMD (the incoming leaf is first copied in, which is a
+ * memcpy), several times the plain loop's throughput. Float32 addition is
+ * the same IEEE operation either way, so both give the same bits.
+ *
+ * Memory: one block per live target (all tensors of a partial, each padded
+ * to 4 floats) plus one scratch block, reserved when an iteration's first
+ * result shows the layout. A target that finds no free block stays in JS
+ * memory and is summed by the loop.
+ */
+import { AggregationError, type PartialAggregate } from './base.ts';
+
+export interface Summer {
+  readonly kind: 'js' | 'simd';
+  /** An iteration starts: at most maxTargets partials will be merge targets at once. */
+  begin(maxTargets: number): void;
+  /** Makes p a merge target (SIMD: moves its tensors into the arena). */
+  target(p: PartialAggregate): PartialAggregate;
+  /** a += b (coverage united, b consumed); returns the gradient bytes summed. */
+  merge(a: PartialAggregate, b: PartialAggregate): number;
+}
+
+function mergeCounts(a: PartialAggregate, b: PartialAggregate): void {
+  for (const t of b.covers) if (a.covers.has(t)) throw new AggregationError(`task ${t} is covered by both partial aggregates`);
+  a.loss += b.loss;
+  a.correct += b.correct;
+  a.count += b.count;
+  for (const t of b.covers) a.covers.add(t);
+}
+
+function loopAdd(a: PartialAggregate, b: PartialAggregate): number {
+  let bytes = 0;
+  for (const [name, g] of b.grads) {
+    const acc = a.grads.get(name);
+    if (!acc) {
+      a.grads.set(name, g);
+      continue;
+    }
+    if (acc.length !== g.length) throw new AggregationError(`gradient "${name}": ${acc.length} values vs ${g.length}`);
+    const n = g.length;
+    for (let i = 0; i < n; i++) acc[i] += g[i]!;
+    bytes += g.byteLength;
+  }
+  return bytes;
+}
+
+export const jsSummer: Summer = {
+  kind: 'js',
+  begin: () => undefined,
+  target: (p) => p,
+  merge(a, b) {
+    for (const t of b.covers) if (a.covers.has(t)) throw new AggregationError(`task ${t} is covered by both partial aggregates`);
+    const bytes = loopAdd(a, b);
+    mergeCounts(a, b);
+    return bytes;
+  },
+};
+
+/**
+ * (func $add (param $dst i32) (param $src i32) (param $n i32)) over the
+ * imported memory: dst[i] += src[i] for n floats, n a multiple of 4, both
+ * 16-byte aligned.
+ */
+const ADD_BODY = [
+  0, // no locals
+  0x02, 0x40, // block
+  0x03, 0x40, //   loop
+  0x20, 2, 0x45, 0x0d, 1, //     br_if 1 (n == 0)
+  0x20, 0, //     dst (address)
+  0x20, 0, 0xfd, 0, 4, 0, //     v128.load dst
+  0x20, 1, 0xfd, 0, 4, 0, //     v128.load src
+  0xfd, 0xe4, 1, //     f32x4.add
+  0xfd, 0x0b, 4, 0, //     v128.store
+  0x20, 0, 0x41, 16, 0x6a, 0x21, 0, //     dst += 16
+  0x20, 1, 0x41, 16, 0x6a, 0x21, 1, //     src += 16
+  0x20, 2, 0x41, 4, 0x6b, 0x21, 2, //     n -= 4
+  0x0c, 0, //     br 0
+  0x0b, 0x0b, 0x0b,
+];
+const ADD_MODULE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+  1, 7, 1, 0x60, 3, 0x7f, 0x7f, 0x7f, 0, // type: (i32 i32 i32) -> ()
+  2, 8, 1, 1, 0x6d, 1, 0x6d, 2, 0, 1, // import "m" "m" memory, min 1 page
+  3, 2, 1, 0, // one function of type 0
+  7, 7, 1, 3, 0x61, 0x64, 0x64, 0, 0, // export "add"
+  10, ADD_BODY.length + 2, 1, ADD_BODY.length, ...ADD_BODY,
+]);
+
+interface Layout {
+  readonly names: string[];
+  /** float offset of each tensor in a block */
+  readonly offsets: number[];
+  readonly lengths: number[];
+  /** floats per block, a multiple of 4 */
+  readonly floats: number;
+}
+
+export class SimdSummer implements Summer {
+  readonly kind = 'simd';
+  private readonly memory = new WebAssembly.Memory({ initial: 1 });
+  private readonly add: (dst: number, src: number, n: number) => void;
+  private layout: Layout | null = null;
+  private wanted = 2;
+  private capacity = 0;
+  private free: number[] = [];
+  /** byte offset of the block each arena-resident partial owns */
+  private owner = new WeakMap<PartialAggregate, number>();
+  private scratch = 0;
+
+  /** null when this runtime has no WebAssembly SIMD. */
+  static create(): SimdSummer | null {
+    try {
+      return WebAssembly.validate(ADD_MODULE) ? new SimdSummer() : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private constructor() {
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(ADD_MODULE), { m: { m: this.memory } });
+    this.add = inst.exports.add as (dst: number, src: number, n: number) => void;
+  }
+
+  begin(maxTargets: number): void {
+    this.wanted = maxTargets + 1; // + the scratch block
+    this.layout = null;
+    this.owner = new WeakMap();
+  }
+
+  private ensure(p: PartialAggregate): Layout {
+    const names = [...p.grads.keys()];
+    const lengths = names.map((n) => p.grads.get(n)!.length);
+    const l = this.layout;
+    if (l && l.names.length === names.length && l.names.every((n, i) => n === names[i] && l.lengths[i] === lengths[i])) return l;
+    const offsets: number[] = [];
+    let floats = 0;
+    for (const n of lengths) {
+      offsets.push(floats);
+      floats += Math.ceil(n / 4) * 4;
+    }
+    const layout: Layout = { names, offsets, lengths, floats };
+    const blockBytes = floats * 4;
+    const need = blockBytes * this.wanted;
+    const have = this.memory.buffer.byteLength;
+    if (need > have) this.memory.grow(Math.ceil((need - have) / 65536));
+    this.capacity = Math.floor(this.memory.buffer.byteLength / Math.max(16, blockBytes));
+    this.scratch = 0;
+    this.free = [];
+    for (let i = this.capacity - 1; i >= 1; i--) this.free.push(i * blockBytes);
+    this.layout = layout;
+    this.owner = new WeakMap();
+    return layout;
+  }
+
+  private views(base: number, l: Layout): Map<string, Float32Array> {
+    const buf = this.memory.buffer;
+    return new Map(l.names.map((n, i) => [n, new Float32Array(buf, base + l.offsets[i]! * 4, l.lengths[i]!)]));
+  }
+
+  private copyIn(p: PartialAggregate, base: number, l: Layout): void {
+    const f = new Float32Array(this.memory.buffer, base, l.floats);
+    for (let i = 0; i < l.names.length; i++) {
+      const g = p.grads.get(l.names[i]!)!;
+      f.set(g, l.offsets[i]!);
+      const pad = l.offsets[i]! + g.length;
+      f.fill(0, pad, (i + 1 < l.names.length ? l.offsets[i + 1]! : l.floats));
+    }
+  }
+
+  target(p: PartialAggregate): PartialAggregate {
+    if (this.owner.has(p) || p.grads.size === 0) return p;
+    const l = this.ensure(p);
+    const base = this.free.pop();
+    if (base === undefined) return p; // arena full: this target sums with the loop
+    this.copyIn(p, base, l);
+    const out: PartialAggregate = { grads: this.views(base, l), loss: p.loss, correct: p.correct, count: p.count, covers: p.covers };
+    this.owner.set(out, base);
+    return out;
+  }
+
+  merge(a: PartialAggregate, b: PartialAggregate): number {
+    for (const t of b.covers) if (a.covers.has(t)) throw new AggregationError(`task ${t} is covered by both partial aggregates`);
+    const dst = this.owner.get(a);
+    const l = this.layout;
+    const same = l && b.grads.size === l.names.length && l.names.every((n, i) => b.grads.get(n)?.length === l.lengths[i]);
+    let bytes: number;
+    if (dst === undefined || !l || !same) {
+      bytes = loopAdd(a, b);
+    } else {
+      let src = this.owner.get(b);
+      if (src === undefined) {
+        src = this.scratch;
+        this.copyIn(b, src, l);
+      }
+      this.add(dst, src, l.floats);
+      bytes = l.lengths.reduce((s, n) => s + n * 4, 0);
+    }
+    const freed = this.owner.get(b);
+    if (freed !== undefined) {
+      this.owner.delete(b);
+      this.free.push(freed);
+    }
+    mergeCounts(a, b);
+    return bytes;
+  }
+}
+
+export type SummerKind = 'js' | 'simd' | 'auto';
+
+export function createSummer(kind: SummerKind = 'auto'): Summer {
+  if (kind === 'js') return jsSummer;
+  const s = SimdSummer.create();
+  if (!s && kind === 'simd') throw new AggregationError('WebAssembly SIMD is not available in this runtime');
+  return s ?? jsSummer;
+}
