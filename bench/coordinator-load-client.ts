@@ -63,29 +63,44 @@ const stats = { leases: 0, results: 0, errors: 0, errorSamples: [] as string[], 
 async function simulated(i: number): Promise<void> {
   const reg = (await (await fetch(url + PATHS.register, { method: 'POST', body: JSON.stringify({ name: `sim-${process.pid}-${i}`, runtime: 'node', backend: 'cpu', adapter: 'simulated' }) })).json()) as RegisterResponse;
   const headers = { [WORKER_HEADER]: reg.token, 'content-type': 'application/json' };
+  let idle = 5;
   while (Date.now() < until) {
+    try {
+      if (await once(reg.token, headers)) idle = 5;
+      else {
+        await new Promise((ok) => setTimeout(ok, idle));
+        idle = Math.min(100, idle * 2);
+      }
+    } catch (e) {
+      stats.errors++;
+      if (stats.errorSamples.length < 5) stats.errorSamples.push(`network: ${(e as Error).message} ${String((e as { cause?: unknown }).cause ?? '')}`);
+      await new Promise((ok) => setTimeout(ok, 50));
+    }
+  }
+}
+
+/** One lease and (when there is a task) one upload; false when no task was free. */
+async function once(token: string, headers: Record<string, string>): Promise<boolean> {
+  {
     const t0 = performance.now();
     const res = await fetch(url + PATHS.lease, { method: 'POST', headers, body: '{"waitMs":0}' });
     const r = (await res.json()) as LeaseResponse;
     if (!res.ok) {
       stats.errors++;
       if (stats.errorSamples.length < 5) stats.errorSamples.push(JSON.stringify(r));
-      await new Promise((ok) => setTimeout(ok, 20));
-      continue;
+      return false;
     }
-    if (!r.lease) {
-      await new Promise((ok) => setTimeout(ok, 5));
-      continue;
-    }
+    if (!r.lease) return false;
     stats.latencies.push(performance.now() - t0);
     stats.leases++;
-    const up = await fetch(url + PATHS.result(r.lease.leaseId), { method: 'PUT', headers: { [WORKER_HEADER]: reg.token, 'content-type': 'application/vnd.safetensors' }, body: body(r.lease) });
+    const up = await fetch(url + PATHS.result(r.lease.leaseId), { method: 'PUT', headers: { [WORKER_HEADER]: token, 'content-type': 'application/vnd.safetensors' }, body: body(r.lease) });
     const text = await up.text();
     if (up.ok) stats.results++;
     else if (up.status !== 410) {
       stats.errors++;
       if (stats.errorSamples.length < 5) stats.errorSamples.push(`${up.status} ${text.slice(0, 200)}`);
     }
+    return true;
   }
 }
 

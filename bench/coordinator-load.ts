@@ -60,7 +60,9 @@ console.log(`coordinator load: 784-500-500-2000-10 (6.7 MB per result), ${aggreg
 console.log('workers  iter/s  results/s  lease p50 ms  lease p99 ms  agg GB/s  copy GB/s  a+=b GB/s  agg/copy  errors');
 for (const workers of counts) {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-load-'));
-  const srv = await startServer({ port: 0, dataDir: dir, adminToken: 'load-admin-token-0123456789', mnistDir: MNIST, pages: false, log: () => undefined, evalBackend: undefined, aggregator, fanIn: 8, leaseTimeoutMs: 120_000 });
+  const srv = await startServer({ port: 0, dataDir: dir, adminToken: 'load-admin-token-0123456789', mnistDir: MNIST, pages: false, log: () => undefined, evalBackend: undefined, aggregator, fanIn: 8, leaseTimeoutMs: 120_000,
+    // all simulated workers share one address: registration may not be limited per address here
+    rateLimit: { perSecond: 10_000, burst: 10_000 } });
   const cfg = parseJobConfig({
     name: `load-${workers}`,
     layers: [784, 500, 500, 2000, 10],

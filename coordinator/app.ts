@@ -30,6 +30,12 @@ export interface AppOptions {
   readonly rateLimit?: RateLimitOptions;
   /** largest JSON body, bytes (default 64 KiB) */
   readonly maxJsonBytes?: number;
+  /**
+   * result bodies read at once (default 4); further uploads wait their turn
+   * unread, so TCP backpressure, not memory, absorbs a burst of 6.7 MB uploads
+   * and lease requests are not starved
+   */
+  readonly maxConcurrentUploads?: number;
   /** extra routes (the admin and donate pages) mounted after the API */
   readonly pages?: (app: Hono) => void;
 }
@@ -66,6 +72,26 @@ function strings(v: unknown, field: string, max = 4096): string[] | undefined {
     throw new HttpError(400, 'bad-request', `"${field}" must be an array of at most ${max} SHA-256 hex hashes`);
   }
   return v as string[];
+}
+
+/** A counting semaphore (FIFO). */
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((r) => this.waiting.push(r));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
 }
 
 export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
@@ -154,10 +180,16 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const max = coord.maxResultBytes;
     return bodyLimit({ maxSize: max, onError: tooLarge(max) })(c, next);
   };
+  const uploads = new Semaphore(opts.maxConcurrentUploads ?? 4);
   app.put(`${API_PREFIX}/leases/:leaseId/result`, resultLimit, async (c) => {
     const w = worker(c);
-    const body = new Uint8Array(await c.req.arrayBuffer());
-    return c.json(coord.submitResult(w, c.req.param('leaseId'), body));
+    await uploads.acquire();
+    try {
+      const body = new Uint8Array(await c.req.arrayBuffer());
+      return c.json(coord.submitResult(w, c.req.param('leaseId'), body));
+    } finally {
+      uploads.release();
+    }
   });
 
   app.post(`${API_PREFIX}/leases/:leaseId/return`, (c) => {

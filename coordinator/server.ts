@@ -16,6 +16,7 @@ import type { JobConfig } from '../client/core/model/config.ts';
 import { subset } from '../datasets/dataset.ts';
 import { loadMnist, type Mnist } from '../datasets/mnist.ts';
 import { createApp } from './app.ts';
+import type { RateLimitOptions } from './rate-limit.ts';
 import { ensureAdminToken } from './auth.ts';
 import { Coordinator, type CoordinatorOptions, type TrainTestData } from './coordinator.ts';
 
@@ -29,6 +30,8 @@ export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir
   readonly mnistDir?: string;
   /** serve the admin and donate pages (coordinator/web) when built */
   readonly pages?: boolean;
+  /** per worker and per client address (default 50/s, burst 200) */
+  readonly rateLimit?: RateLimitOptions;
 }
 
 export interface RunningServer {
@@ -75,11 +78,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`web pages unavailable: ${(e as Error).message}`);
     }
   }
-  const app = createApp(coord, { adminTokenHash: token.hash, pages });
+  const app = createApp(coord, { adminTokenHash: token.hash, pages, rateLimit: opts.rateLimit });
   const host = opts.host ?? '127.0.0.1';
   const server: ServerType = await new Promise((ok) => {
     const s = serve({ fetch: app.fetch, port: opts.port ?? 8080, hostname: host }, () => ok(s));
   });
+  // Idle keep-alive connections stay open longer than clients' pools keep them,
+  // so a client never sends on a socket the server is closing (ECONNRESET).
+  const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
+  http.keepAliveTimeout = 65_000;
+  http.headersTimeout = 66_000;
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
