@@ -145,7 +145,7 @@ export class Trainer {
         this.backend,
         this.cfg,
         this.params,
-        { phase: it.phase, iteration: it.iteration, seed: this.cfg.seed },
+        { phase: it.phase, iteration: it.iteration, seed: this.cfg.seed, weightsVersion: it.iteration },
         gatherBatch(this.train, ids),
       );
       sum = sum ? addResults(sum, r) : r;

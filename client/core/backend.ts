@@ -52,6 +52,12 @@ export interface Cd1Request {
   /** B global example indices: the `example` counter of each row's draws */
   readonly exampleIds: Uint32Array;
   readonly rng: RngKey;
+  /**
+   * Optional cache key of the weights' contents (the coordinator's weights
+   * version): a backend may keep weights it has seen under the same key and
+   * the same arrays resident instead of sending them again.
+   */
+  readonly weightsVersion?: number;
 }
 
 /** CD-1 statistics, summed over the batch (ascent direction, per DESIGN.md). */
@@ -78,6 +84,8 @@ export interface BackpropRequest {
   /** B class indices in [0, K) */
   readonly labels: Uint8Array;
   readonly batch: number;
+  /** as in Cd1Request */
+  readonly weightsVersion?: number;
 }
 
 /** Gradients of the summed cross-entropy loss (descent direction). */

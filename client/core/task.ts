@@ -24,6 +24,8 @@ export interface TaskSpec {
   readonly phase: Phase;
   readonly iteration: number;
   readonly seed: number;
+  /** the weights version the params hold, a cache key for backends that keep weights on a device */
+  readonly weightsVersion?: number;
 }
 
 /**
@@ -69,6 +71,7 @@ export async function computeTask(
       batch: B,
       exampleIds: batch.ids,
       rng: { seed: cfg.seed, iteration: spec.iteration },
+      weightsVersion: spec.weightsVersion,
     });
     // CD-1 statistics point uphill on the log-likelihood: negate for a descent gradient.
     return {
@@ -82,7 +85,7 @@ export async function computeTask(
       count: s.count,
     };
   }
-  const s = await backend.backprop({ layers: mlpLayers(cfg, params), x, labels: batch.labels, batch: B });
+  const s = await backend.backprop({ layers: mlpLayers(cfg, params), x, labels: batch.labels, batch: B, weightsVersion: spec.weightsVersion });
   const grads = new Map<string, Float32Array>();
   const nRbm = cfg.layers.length - 2;
   for (let k = 0; k < nRbm; k++) {

@@ -375,7 +375,7 @@ export class GridWorker {
       const cfg = lease.config;
       const ids = sampleRange(cfg.seed, lease.iteration, lease.partition.lo, lease.partition.hi, lease.sample.fraction);
       if (ids.length !== lease.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${lease.sample.count}: rng mismatch`);
-      const r = await computeTask(this.opts.backend, cfg, params, { phase: lease.phase, iteration: lease.iteration, seed: cfg.seed }, batchFromPartition(part, ids));
+      const r = await computeTask(this.opts.backend, cfg, params, { phase: lease.phase, iteration: lease.iteration, seed: cfg.seed, weightsVersion: lease.weights.version }, batchFromPartition(part, ids));
       const t2 = performance.now();
       if (this.returned.has(lease.leaseId)) return; // given back while computing
       const body = encodeResult(

@@ -314,14 +314,14 @@ export const CASES: Case[] = [
       const x = r.floats(4 * 11, 0, 1);
       const labels = Uint8Array.from([0, 1, 2, 1]);
       const before = backend.stats.weightUploads;
-      await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 'v1' });
+      await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 1 });
       const sent = backend.stats.weightUploads - before;
       if (sent !== 4) throw new Error(`first task sent ${sent} tensors, expected 4 (2 layers x W, b)`);
-      await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 'v1' });
+      await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 1 });
       if (backend.stats.weightUploads - before !== 4) throw new Error('same weightsVersion: weights were sent again');
       // An in-place update (as the optimizer does) with a new version must be seen.
       layers[1]!.W.set(r.floats(18));
-      const got = await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 'v2' });
+      const got = await backend.backprop({ layers, x, labels, batch: 4, weightsVersion: 2 });
       if (backend.stats.weightUploads - before !== 8) throw new Error(`new version: ${backend.stats.weightUploads - before - 4} tensors re-sent, expected 4`);
       const ref = backpropRef(layers, x, labels, 4);
       expectClose(`loss after update (seed ${seed})`, [got.loss], [ref.loss], () => 1e-5 * ref.loss);
