@@ -30,12 +30,6 @@ export interface AppOptions {
   readonly rateLimit?: RateLimitOptions;
   /** largest JSON body, bytes (default 64 KiB) */
   readonly maxJsonBytes?: number;
-  /**
-   * result bodies read at once (default 4); further uploads wait their turn
-   * unread, so TCP backpressure, not memory, absorbs a burst of 6.7 MB uploads
-   * and lease requests are not starved
-   */
-  readonly maxConcurrentUploads?: number;
   /** extra routes (the admin and donate pages) mounted after the API */
   readonly pages?: (app: Hono) => void;
 }
@@ -180,14 +174,39 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const max = coord.maxResultBytes;
     return bodyLimit({ maxSize: max, onError: tooLarge(max) })(c, next);
   };
-  const uploads = new Semaphore(opts.maxConcurrentUploads ?? 4);
+  // At most maxConcurrentUploads bodies are read at once: further uploads wait
+  // unread, so TCP backpressure, not memory, absorbs a burst of 6.7 MB
+  // uploads, and lease requests are not starved. A body with a length is read
+  // straight into the aggregator's WebAssembly memory (a receive slot).
+  const uploads = new Semaphore(coord.maxConcurrentUploads);
   app.put(`${API_PREFIX}/leases/:leaseId/result`, resultLimit, async (c) => {
     const w = worker(c);
     await uploads.acquire();
+    const length = Number(c.req.header('content-length'));
+    const slot = Number.isSafeInteger(length) && length > 0 ? coord.receiveSlot(length) : null;
     try {
-      const body = new Uint8Array(await c.req.arrayBuffer());
+      let body: Uint8Array;
+      const stream = c.req.raw.body;
+      if (slot && stream) {
+        let at = 0;
+        const reader = stream.getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          if (at + value.length > slot.size) {
+            await reader.cancel();
+            throw new HttpError(413, 'body-too-large', `body exceeds the ${slot.size}-byte limit`);
+          }
+          slot.write(at, value);
+          at += value.length;
+        }
+        body = slot.view(at);
+      } else {
+        body = new Uint8Array(await c.req.arrayBuffer());
+      }
       return c.json(coord.submitResult(w, c.req.param('leaseId'), body));
     } finally {
+      slot?.release();
       uploads.release();
     }
   });

@@ -45,7 +45,7 @@ import {
 import { sampleRange } from '../client/core/rng.ts';
 import type { Dataset } from '../datasets/dataset.ts';
 import { encodePartition, partitionDataset } from '../datasets/partition.ts';
-import { createAggregator, type Aggregator, type AggregatorKind } from './aggregate/index.ts';
+import { createSummer, FlatAggregator, SimdSummer, TreeAggregator, type Aggregator, type AggregatorKind, type ReceiveSlot, type Summer } from './aggregate/index.ts';
 import { sha256Hex } from './auth.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { HttpError } from './errors.ts';
@@ -77,6 +77,10 @@ export interface CoordinatorOptions {
   readonly maxLeaseWaitMs?: number;
   /** a result's gradient L2 norm may not exceed this times its example count (default 1e4) */
   readonly normBoundPerExample?: number;
+  /** result bodies read at once (default 4): further uploads wait unread (TCP backpressure) */
+  readonly maxConcurrentUploads?: number;
+  /** 'auto' (default): WebAssembly SIMD where available; 'js': the plain loop */
+  readonly summer?: 'auto' | 'js' | 'simd';
   /** keep this many checkpoint files per job (default 2) */
   readonly keepCheckpoints?: number;
   readonly log?: (msg: string) => void;
@@ -178,6 +182,7 @@ interface ActiveRun {
   weights: { hash: string; bytes: number; version: number } | null;
   slots: TaskSlot[];
   aggregator: Aggregator;
+  summer: Summer;
   startedAt: number;
   bytesIn: number;
   bytesOut: number;
@@ -224,6 +229,8 @@ export class Coordinator {
       maxLeaseWaitMs: opts.maxLeaseWaitMs ?? 30_000,
       normBoundPerExample: opts.normBoundPerExample ?? 1e4,
       keepCheckpoints: opts.keepCheckpoints ?? 2,
+      maxConcurrentUploads: opts.maxConcurrentUploads ?? 4,
+      summer: opts.summer ?? 'auto',
       log: opts.log,
     };
     mkdirSync(opts.dataDir, { recursive: true });
@@ -383,6 +390,14 @@ export class Coordinator {
       const hash = this.putBlob(bytes, 'application/vnd.tessera.partition');
       partitions.push({ index: part.index, lo: part.lo, hi: part.hi, hash, bytes: bytes.length });
     }
+    const summer = createSummer(this.opts.summer);
+    const aggregator: Aggregator & { maxTargets(n: number): number } =
+      this.opts.aggregator === 'flat' ? new FlatAggregator(summer) : new TreeAggregator(this.opts.fanIn, summer);
+    if (summer instanceof SimdSummer) {
+      let floats = 0;
+      for (const sh of tensorShapes(cfg).values()) floats += Math.ceil(sh.reduce((a, b) => a * b, 1) / 4) * 4;
+      summer.reserve(floats, aggregator.maxTargets(cfg.partitions), this.opts.maxConcurrentUploads, this.resultLimit);
+    }
     this.run = {
       id: j.id,
       cfg,
@@ -397,7 +412,8 @@ export class Coordinator {
       gradShapes: new Map(),
       weights: null,
       slots: [],
-      aggregator: createAggregator(this.opts.aggregator, this.opts.fanIn),
+      aggregator,
+      summer,
       startedAt: Date.now(),
       bytesIn: 0,
       bytesOut: 0,
@@ -488,7 +504,7 @@ export class Coordinator {
   private previousWeights: string | null = null;
 
   /** Where the coordinator's time goes (benchmarks): seconds and bytes since start. */
-  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0 };
+  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0 };
 
   /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
   private completeIteration(): void {
@@ -700,6 +716,17 @@ export class Coordinator {
     if (b) return b;
     if (this.goneBlobs.has(hash)) throw new HttpError(410, 'gone', `blob ${hash} was the weights of an old version; lease a new task`);
     throw new HttpError(404, 'not-found', `no blob ${hash}`);
+  }
+
+  get maxConcurrentUploads(): number {
+    return this.opts.maxConcurrentUploads;
+  }
+
+  /** WebAssembly memory to read a result body of `bytes` into (so aggregation needs no copy), or null. */
+  receiveSlot(bytes: number): ReceiveSlot | null {
+    const slot = this.run?.summer.acquireSlot?.(bytes) ?? null;
+    if (slot) this.perf.slotBodies++;
+    return slot;
   }
 
   noteBytesOut(n: number): void {

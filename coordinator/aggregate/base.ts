@@ -82,7 +82,7 @@ export abstract class BaseAggregator implements Aggregator {
   }
 
   /** The most partials that are merge targets at once while n tasks aggregate. */
-  protected abstract maxTargets(n: number): number;
+  abstract maxTargets(n: number): number;
 
   get covered(): number {
     return this.seen.size;

@@ -11,7 +11,7 @@ export class FlatAggregator extends BaseAggregator {
     this.kind = `flat${this.summer.kind === 'simd' ? ', simd' : ''}`;
   }
 
-  protected maxTargets(): number {
+  maxTargets(): number {
     return 1;
   }
 

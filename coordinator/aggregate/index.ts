@@ -8,7 +8,7 @@ import { TreeAggregator } from './tree.ts';
 import { createSummer, type SummerKind } from './simd.ts';
 
 export * from './base.ts';
-export { createSummer, jsSummer, SimdSummer, type Summer, type SummerKind } from './simd.ts';
+export { createSummer, jsSummer, SimdSummer, type ReceiveSlot, type Summer, type SummerKind } from './simd.ts';
 export { FlatAggregator } from './flat.ts';
 export { TreeAggregator } from './tree.ts';
 

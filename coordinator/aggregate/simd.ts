@@ -9,11 +9,18 @@
  * to 4 floats) plus one scratch block, reserved when an iteration's first
  * result shows the layout. A target that finds no free block stays in JS
  * memory and is summed by the loop.
+ *
+ * Receive slots: with reserve(), the memory also holds slots that request
+ * bodies are read into (coordinator/app.ts). A result decoded from a slot has
+ * its tensors in this memory already, so adding it needs no copy: the add
+ * reads it where it lies.
  */
 import { AggregationError, type PartialAggregate } from './base.ts';
 
 export interface Summer {
   readonly kind: 'js' | 'simd';
+  /** A place to read a request body into, or null (read it into JS memory). */
+  acquireSlot?(bytes: number): ReceiveSlot | null;
   /** An iteration starts: at most maxTargets partials will be merge targets at once. */
   begin(maxTargets: number): void;
   /** Makes p a merge target (SIMD: moves its tensors into the arena). */
@@ -88,6 +95,14 @@ const ADD_MODULE = new Uint8Array([
   10, ADD_BODY.length + 2, 1, ADD_BODY.length, ...ADD_BODY,
 ]);
 
+/** A region of the summer's memory for one request body; `view` is fresh on every call. */
+export interface ReceiveSlot {
+  readonly size: number;
+  write(offset: number, chunk: Uint8Array): void;
+  view(length: number): Uint8Array;
+  release(): void;
+}
+
 interface Layout {
   readonly names: string[];
   /** float offset of each tensor in a block */
@@ -108,6 +123,9 @@ export class SimdSummer implements Summer {
   /** byte offset of the block each arena-resident partial owns */
   private owner = new WeakMap<PartialAggregate, number>();
   private scratch = 0;
+  /** set by reserve(): receive slots first, then the scratch block and the target blocks */
+  private reserved: { slots: number; slotBytes: number; blockBytes: number; blocks: number } | null = null;
+  private freeSlots: number[] = [];
 
   /** null when this runtime has no WebAssembly SIMD. */
   static create(): SimdSummer | null {
@@ -121,6 +139,44 @@ export class SimdSummer implements Summer {
   private constructor() {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(ADD_MODULE), { m: { m: this.memory } });
     this.add = inst.exports.add as (dst: number, src: number, n: number) => void;
+  }
+
+  /**
+   * Sizes the memory once, for a whole job: `slots` receive slots of
+   * `slotBytes`, and a scratch block plus `maxTargets` target blocks of up to
+   * `maxBlockFloats` floats. Nothing grows afterwards, so views stay valid.
+   */
+  reserve(maxBlockFloats: number, maxTargets: number, slots: number, slotBytes: number): void {
+    const blockBytes = Math.ceil(maxBlockFloats / 4) * 16;
+    const slotSize = Math.ceil(slotBytes / 16) * 16;
+    const need = slots * slotSize + (maxTargets + 1) * blockBytes;
+    const have = this.memory.buffer.byteLength;
+    if (need > have) this.memory.grow(Math.ceil((need - have) / 65536));
+    this.reserved = { slots, slotBytes: slotSize, blockBytes, blocks: maxTargets + 1 };
+    this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+    this.layout = null;
+  }
+
+  acquireSlot(bytes: number): ReceiveSlot | null {
+    const r = this.reserved;
+    if (!r || bytes > r.slotBytes) return null;
+    const index = this.freeSlots.pop();
+    if (index === undefined) return null;
+    const base = index * r.slotBytes;
+    let released = false;
+    return {
+      size: r.slotBytes,
+      write: (offset, chunk) => {
+        if (offset + chunk.length > r.slotBytes) throw new RangeError(`body over the ${r.slotBytes}-byte slot`);
+        new Uint8Array(this.memory.buffer, base + offset, chunk.length).set(chunk);
+      },
+      view: (length) => new Uint8Array(this.memory.buffer, base, length),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.freeSlots.push(index);
+      },
+    };
   }
 
   begin(maxTargets: number): void {
@@ -141,14 +197,24 @@ export class SimdSummer implements Summer {
       floats += Math.ceil(n / 4) * 4;
     }
     const layout: Layout = { names, offsets, lengths, floats };
-    const blockBytes = floats * 4;
-    const need = blockBytes * this.wanted;
-    const have = this.memory.buffer.byteLength;
-    if (need > have) this.memory.grow(Math.ceil((need - have) / 65536));
-    this.capacity = Math.floor(this.memory.buffer.byteLength / Math.max(16, blockBytes));
-    this.scratch = 0;
-    this.free = [];
-    for (let i = this.capacity - 1; i >= 1; i--) this.free.push(i * blockBytes);
+    const r = this.reserved;
+    if (r && floats * 4 <= r.blockBytes) {
+      // Blocks of the reserved size after the receive slots; no growth.
+      const first = r.slots * r.slotBytes;
+      this.scratch = first;
+      this.free = [];
+      for (let i = r.blocks - 1; i >= 1; i--) this.free.push(first + i * r.blockBytes);
+    } else {
+      if (r) this.reserved = null; // larger than planned: give up the slots' guarantee
+      const blockBytes = floats * 4;
+      const need = blockBytes * this.wanted;
+      const have = this.memory.buffer.byteLength;
+      if (need > have) this.memory.grow(Math.ceil((need - have) / 65536));
+      this.capacity = Math.floor(this.memory.buffer.byteLength / Math.max(16, blockBytes));
+      this.scratch = 0;
+      this.free = [];
+      for (let i = this.capacity - 1; i >= 1; i--) this.free.push(i * blockBytes);
+    }
     this.layout = layout;
     this.owner = new WeakMap();
     return layout;
@@ -173,7 +239,11 @@ export class SimdSummer implements Summer {
     if (this.owner.has(p) || p.grads.size === 0) return p;
     const l = this.ensure(p);
     const base = this.free.pop();
-    if (base === undefined) return p; // arena full: this target sums with the loop
+    if (base === undefined) {
+      // Arena full: this target sums with the loop, in JS memory (never in a receive slot that will be reused).
+      if (![...p.grads.values()].some((g) => g.buffer === this.memory.buffer)) return p;
+      return { grads: new Map([...p.grads].map(([n, g]) => [n, g.slice()])), loss: p.loss, correct: p.correct, count: p.count, covers: p.covers };
+    }
     this.copyIn(p, base, l);
     const out: PartialAggregate = { grads: this.views(base, l), loss: p.loss, correct: p.correct, count: p.count, covers: p.covers };
     this.owner.set(out, base);
@@ -189,12 +259,25 @@ export class SimdSummer implements Summer {
     if (dst === undefined || !l || !same) {
       bytes = loopAdd(a, b);
     } else {
-      let src = this.owner.get(b);
-      if (src === undefined) {
-        src = this.scratch;
-        this.copyIn(b, src, l);
+      const src = this.owner.get(b);
+      if (src !== undefined) {
+        this.add(dst, src, l.floats);
+      } else if (l.names.every((n) => b.grads.get(n)!.buffer === this.memory.buffer)) {
+        // Read from a receive slot where it lies: tensor by tensor, the last len % 4 values by the loop.
+        for (let i = 0; i < l.names.length; i++) {
+          const g = b.grads.get(l.names[i]!)!;
+          const n4 = g.length & ~3;
+          const at = dst + l.offsets[i]! * 4;
+          if (n4) this.add(at, g.byteOffset, n4);
+          if (n4 < g.length) {
+            const acc = new Float32Array(this.memory.buffer, at, g.length);
+            for (let j = n4; j < g.length; j++) acc[j] += g[j]!;
+          }
+        }
+      } else {
+        this.copyIn(b, this.scratch, l);
+        this.add(dst, this.scratch, l.floats);
       }
-      this.add(dst, src, l.floats);
       bytes = l.lengths.reduce((s, n) => s + n * 4, 0);
     }
     const freed = this.owner.get(b);

@@ -1,16 +1,23 @@
 /**
- * Tree aggregation with fixed fan-in f: leaves (task results) collect at
- * level 0; whenever a level holds f partials they combine into one partial
- * at the level above. At most f - 1 partials wait per level, so memory stays
- * O(f log_f n) tensors, and each node's combine is the work a remote
- * aggregator (a peer, later) would do.
+ * Tree aggregation with fixed fan-in f: the leaves (task results) form
+ * groups of f in arrival order; a group's sum is a node of the level above,
+ * and so on up. Each level builds one node at a time, adding members as they
+ * arrive (the first member becomes the node), so an incoming result is summed
+ * at once and never waits, and memory stays one node per level. The sums are
+ * the same, bit for bit, as combining each full group at once; each node's
+ * work is what a remote aggregator (a peer, later) would do.
  */
 import { AggregationError, BaseAggregator, type PartialAggregate } from './base.ts';
 import type { Summer } from './simd.ts';
 
+interface Building {
+  node: PartialAggregate;
+  members: number;
+}
+
 export class TreeAggregator extends BaseAggregator {
   readonly kind: string;
-  private levels: PartialAggregate[][] = [];
+  private levels: (Building | null)[] = [];
 
   constructor(readonly fanIn: number, summer?: Summer) {
     super(summer);
@@ -18,40 +25,42 @@ export class TreeAggregator extends BaseAggregator {
     this.kind = `tree(${fanIn})${this.summer.kind === 'simd' ? ', simd' : ''}`;
   }
 
-  /** Up to f - 1 waiting nodes on each level above the leaves, the node being built, and the drain's carry. */
-  protected maxTargets(n: number): number {
+  /** One node being built per level, plus one in hand while a full node moves up. */
+  maxTargets(n: number): number {
     let levels = 1;
     for (let c = this.fanIn; c < n; c *= this.fanIn) levels++;
-    return (this.fanIn - 1) * levels + 2;
+    return levels + 2;
   }
 
   protected reset(): void {
     this.levels = [];
   }
 
-  private combine(group: PartialAggregate[]): PartialAggregate {
-    const node = this.summer.target(group[0]!);
-    for (let i = 1; i < group.length; i++) this.merge(node, group[i]!);
-    return node;
-  }
-
   protected push(p: PartialAggregate): void {
     let level = 0;
-    let node = p;
+    let item = p;
     for (;;) {
-      const row = (this.levels[level] ??= []);
-      row.push(node);
-      if (row.length < this.fanIn) return;
-      node = this.combine(row.splice(0, row.length));
+      const b = this.levels[level];
+      if (!b) {
+        this.levels[level] = { node: this.summer.target(item), members: 1 };
+        if (this.fanIn > 1) return;
+      } else {
+        this.merge(b.node, item);
+        b.members++;
+        if (b.members < this.fanIn) return;
+      }
+      item = this.levels[level]!.node;
+      this.levels[level] = null;
       level++;
     }
   }
 
   protected drain(): PartialAggregate {
     let carry: PartialAggregate | undefined;
-    for (const row of this.levels) {
-      const group = carry ? [...row, carry] : row;
-      if (group.length) carry = this.combine(group);
+    for (const b of this.levels) {
+      if (!b) continue;
+      if (carry) this.merge(b.node, carry);
+      carry = b.node;
     }
     this.levels = [];
     return carry ?? { grads: new Map(), loss: 0, correct: 0, count: 0, covers: new Set() };

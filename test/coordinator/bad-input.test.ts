@@ -35,7 +35,7 @@ function validBody(l: TaskLease, over: Partial<{ weightsVersion: number; count: 
 }
 
 function put(leaseId: string, body: Uint8Array, token: string | null = a.token): Promise<Response> {
-  const headers: Record<string, string> = { 'content-type': 'application/vnd.safetensors' };
+  const headers: Record<string, string> = { 'content-type': 'application/vnd.safetensors', 'content-length': String(body.length) };
   if (token) headers[WORKER_HEADER] = token;
   return Promise.resolve(rig.app.request(PATHS.result(leaseId), { method: 'PUT', headers, body: body as Uint8Array<ArrayBuffer> }));
 }

@@ -51,6 +51,8 @@ describe('coordinator reproduces the in-process trainer', () => {
       expect(doneLeases.length).toBe(tasks.length);
       if (workers === 2) expect(new Set(doneLeases.map((l) => l.worker_id)).size).toBe(2);
       expect(summary.lastEvaluation).not.toBeNull();
+      // the bodies were read straight into the aggregator's WebAssembly memory
+      expect(rig.coord.perf.slotBodies).toBe(tasks.length);
     });
   }
 });

@@ -67,7 +67,11 @@ export async function makeRig(opts: Partial<CoordinatorOptions> = {}, dir?: stri
     ...opts,
   });
   const app = createApp(coord, { adminTokenHash: sha256Hex(ADMIN_TOKEN), rateLimit: { perSecond: 10_000, burst: 10_000 } });
-  const fetch = async (input: string, init?: RequestInit): Promise<Response> => await app.request(input, init);
+  // Like a real client, give binary bodies their length (the coordinator reads those into WebAssembly memory).
+  const fetch = async (input: string, init?: RequestInit): Promise<Response> => {
+    if (init?.body instanceof Uint8Array) init = { ...init, headers: { ...(init.headers as Record<string, string>), 'content-length': String(init.body.length) } };
+    return await app.request(input, init);
+  };
   return {
     coord,
     app,
