@@ -13,6 +13,7 @@
  * counts its partition's examples.
  */
 import { spawn } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -95,10 +96,13 @@ for (const workers of counts) {
   const warm = Math.min(3, seconds / 4);
   await new Promise((r) => setTimeout(r, warm * 1000));
   measuring = true;
+  const lag = monitorEventLoopDelay({ resolution: 5 });
+  lag.enable();
   const t0 = performance.now();
   const stats = await Promise.all(children);
   const elapsed = (performance.now() - t0) / 1000;
   measuring = false;
+  lag.disable();
   const perf = srv.coord.perf;
   const aggGBs = (perf.aggregateBytes - perf0.aggregateBytes) / (perf.aggregateSeconds - perf0.aggregateSeconds) / 1e9;
   const lat = stats.flatMap((s) => s.latencies);
@@ -109,6 +113,7 @@ for (const workers of counts) {
     `${String(workers).padStart(7)}  ${(iterations / elapsed).toFixed(2).padStart(6)}  ${(results / (elapsed + warm)).toFixed(1).padStart(9)}  ${pct(lat, 50).toFixed(2).padStart(12)}  ${pct(lat, 99).toFixed(2).padStart(12)}  ${aggGBs.toFixed(2).padStart(8)}  ${mem.copy.toFixed(2).padStart(9)}  ${mem.add.toFixed(2).padStart(9)}  ${(aggGBs / mem.copy).toFixed(2).padStart(8)}  ${errors}`,
   );
   const dr = perf.results - perf0.results;
+  console.log(`         coordinator event-loop delay p50 ${(lag.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(1)} ms (what any request waits before the coordinator runs it)`);
   console.log(`         coordinator per result: decode + validate ${((1000 * (perf.validateSeconds - perf0.validateSeconds)) / dr).toFixed(1)} ms, aggregate ${((1000 * (perf.aggregateSeconds - perf0.aggregateSeconds)) / dr).toFixed(1)} ms; update ${((1000 * (perf.updateSeconds - perf0.updateSeconds)) / Math.max(1, iterations)).toFixed(1)} ms per iteration`);
   for (const s of stats) for (const e of s.errorSamples) console.log(`    error: ${e}`);
   await srv.close();

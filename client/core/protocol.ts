@@ -12,7 +12,7 @@ import type { BackendKind } from './backend.ts';
 import type { JobConfig } from './model/config.ts';
 import type { Params } from './model/params.ts';
 import type { Phase } from './model/plan.ts';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError } from './safetensors.ts';
+import { encodeSafetensors, SafetensorsError } from './safetensors.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const API_PREFIX = '/api/v1';
@@ -261,11 +261,24 @@ export interface DecodedResult {
  * `shapes`, F32, with those shapes. Finiteness and the norm are the caller's
  * (the coordinator's intake).
  */
-export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): DecodedResult {
+interface Span {
+  readonly name: string;
+  readonly begin: number;
+  readonly end: number;
+  readonly dtype: string;
+  readonly shape: number[];
+}
+
+/**
+ * The structure of an untrusted safetensors buffer, checked as strictly as
+ * safetensors.ts checks it (header bounds, UTF-8 JSON, offsets contiguous and
+ * exactly covering the data), without copying any tensor. Throws
+ * ProtocolError(400, 'malformed-result') naming `what` and the problem.
+ */
+function parseStructure(bytes: Uint8Array, what: string, MAX_HEADER: number): { md: Record<string, string>; spans: Span[]; base: number } {
   const malformed = (msg: string): never => {
-    throw new ProtocolError(400, 'malformed-result', `result: ${msg}`);
+    throw new ProtocolError(400, 'malformed-result', `${what}: ${msg}`);
   };
-  const MAX_HEADER = 64 * 1024;
   if (bytes.length < 8) malformed(`truncated: ${bytes.length} bytes, expected at least the 8-byte header length`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = dv.getUint32(0, true);
@@ -312,7 +325,21 @@ export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, read
     cursor = sp.end;
   }
   if (cursor !== dataLen) malformed(`${dataLen - cursor} bytes after the last tensor (expected none)`);
+  return { md, spans, base };
+}
 
+/** A Float32Array view of a span (a copy when the data is not 4-byte aligned). */
+function f32View(bytes: Uint8Array, base: number, sp: Span): Float32Array {
+  const at = bytes.byteOffset + base + sp.begin;
+  const len = (sp.end - sp.begin) / 4;
+  return at % 4 === 0 ? new Float32Array(bytes.buffer, at, len) : new Float32Array(bytes.slice(base + sp.begin, base + sp.end).buffer);
+}
+
+export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): DecodedResult {
+  const malformed = (msg: string): never => {
+    throw new ProtocolError(400, 'malformed-result', `result: ${msg}`);
+  };
+  const { md, spans, base } = parseStructure(bytes, 'result', 64 * 1024);
   const bad = (msg: string): never => malformed(`metadata: ${msg}`);
   if (md.format !== RESULT_FORMAT) bad(`format is ${JSON.stringify(md.format)}, expected "${RESULT_FORMAT}"`);
   if (md.protocol !== String(PROTOCOL_VERSION)) bad(`protocol ${JSON.stringify(md.protocol)}, this coordinator speaks ${PROTOCOL_VERSION}`);
@@ -341,9 +368,7 @@ export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, read
     if (sp.dtype !== 'F32' || sp.shape.join('x') !== shape.join('x')) {
       throw new ProtocolError(422, 'shape-mismatch', `gradient "${name}" is ${sp.dtype}[${sp.shape}], expected F32[${shape}]`);
     }
-    const at = bytes.byteOffset + base + sp.begin;
-    const len = (sp.end - sp.begin) / 4;
-    grads.set(name, at % 4 === 0 ? new Float32Array(bytes.buffer, at, len) : new Float32Array(bytes.slice(base + sp.begin, base + sp.end).buffer));
+    grads.set(name, f32View(bytes, base, sp));
   }
   for (const name of byName.keys()) {
     if (!shapes.has(name)) throw new ProtocolError(422, 'shape-mismatch', `unexpected tensor "${name}" in result (this phase trains ${[...shapes.keys()].join(', ')})`);
@@ -364,17 +389,18 @@ export function encodeWeights(cfg: JobConfig, params: Params, shapes: ReadonlyMa
 
 /** Decodes a weights blob into params, checking every tensor's shape. */
 export function decodeWeights(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): { params: Params; version: number } {
-  const st = decodeSafetensors(bytes, { source: 'weights' });
-  if (st.metadata.format !== WEIGHTS_FORMAT) throw new SafetensorsError(`weights: format ${JSON.stringify(st.metadata.format)}, expected "${WEIGHTS_FORMAT}"`);
+  const { md, spans, base } = parseStructure(bytes, 'weights', 1 << 20);
+  if (md.format !== WEIGHTS_FORMAT) throw new SafetensorsError(`weights: format ${JSON.stringify(md.format)}, expected "${WEIGHTS_FORMAT}"`);
+  const byName = new Map(spans.map((sp) => [sp.name, sp]));
   const params: Params = new Map();
   for (const [name, shape] of shapes) {
-    const t = st.tensors.get(name);
-    if (!t || t.dtype !== 'F32' || t.shape.join('x') !== shape.join('x')) {
+    const sp = byName.get(name);
+    if (!sp || sp.dtype !== 'F32' || sp.shape.join('x') !== shape.join('x')) {
       throw new SafetensorsError(`weights: tensor "${name}" missing or not F32[${shape}]`);
     }
-    params.set(name, t.data as Float32Array);
+    params.set(name, f32View(bytes, base, sp)); // views of the blob: no copy
   }
-  return { params, version: Number(st.metadata.version) };
+  return { params, version: Number(md.version) };
 }
 
 /** Lowercase hex SHA-256 of a blob: its content address. */
