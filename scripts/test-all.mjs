@@ -2,7 +2,7 @@
 // Runs every suite (type-check, Vitest — which drives the browser and end-to-end
 // tests too — and Deno's own tests) and ends with one line: "N passed, N failed".
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -44,8 +44,14 @@ try {
 if (vt.status !== 0 && failed === 0) failed++;
 
 // 3. Deno's suites (WebGPU on lavapipe, the Deno worker).
-if (args.length === 0) {
-  const dt = run('node_modules/.bin/deno', ['test', '-A', '--no-check=remote', 'test/'], { capture: true });
+// Only the *.deno.test.ts files: Deno's default pattern would also pick up Vitest's suites.
+const denoSuites = readdirSync('test', { recursive: true })
+  .map(String)
+  .filter((f) => f.endsWith('.deno.test.ts'))
+  .sort()
+  .map((f) => join('test', f));
+if (args.length === 0 && denoSuites.length > 0) {
+  const dt = run('node_modules/.bin/deno', ['test', '-A', ...denoSuites], { capture: true });
   process.stdout.write(dt.stdout ?? '');
   const m = /(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(dt.stdout ?? '');
   if (m) {
