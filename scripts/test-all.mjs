@@ -51,13 +51,15 @@ const denoSuites = readdirSync('test', { recursive: true })
   .sort()
   .map((f) => join('test', f));
 if (args.length === 0 && denoSuites.length > 0) {
-  const dt = run('node_modules/.bin/deno', ['test', '-A', ...denoSuites], { capture: true });
-  process.stdout.write(dt.stdout ?? '');
-  const m = /(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(dt.stdout ?? '');
+  const dt = run('node_modules/.bin/deno', ['test', '-A', ...denoSuites], { capture: true, env: { ...process.env, NO_COLOR: '1' } });
+  const text = (dt.stdout ?? '').replace(/\x1b\[[0-9;]*m/g, '');
+  process.stdout.write(text);
+  const m = /(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(text);
   if (m) {
     passed += Number(m[2]);
     failed += Number(m[3]);
-  } else if (!/No test modules found/.test(dt.stdout ?? '')) {
+    if (dt.status !== 0 && Number(m[3]) === 0) failed++;
+  } else {
     console.error('deno test printed no summary');
     failed++;
   }
