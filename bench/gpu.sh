@@ -10,8 +10,11 @@
 #                              #   .carry/tfjs-webgpu.mjs  (tfjs-core + tfjs-backend-webgpu bundle)
 #                              #   .gl/*.deb               (Vulkan loader etc., /work/.library/device/README.md)
 #   bench/gpu.sh               # on the GPU machine, from the repository root
-# Output: the Deno suite's summary, the benchmark table, and a summary; with
-# $OUT set, full logs land in $OUT/gpu-tests.log and $OUT/gpu-matmul.log.
+# Order: the Deno kernel checks on the NVIDIA adapter, PyTorch's fp32 rate,
+# the matmul preset comparison (webgpu-matmul.ts --presets: old vs new presets
+# vs candidate tiles vs tfjs), then whole steps. Time limits: GPU_TEST_TIMEOUT,
+# GPU_BENCH_TIMEOUT, GPU_STEPS_TIMEOUT (s), GPU_BENCH_MS, GPU_STEPS=0 skips steps.
+# Output: summaries here; full logs in $OUT/gpu-{tests,torch,matmul,steps}.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,22 +62,24 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,
 echo "== kernel checks (deno test test/webgpu/*.deno.test.ts)"
 t0=$(date +%s)
 # The Deno suites only: chromium.test.ts (Vitest) imports npm types this machine lacks.
-timeout 240 "$DENO" test -A test/webgpu/*.deno.test.ts 2>&1 | tee "$OUT/gpu-tests.log" | grep -E "adapter|FAILED|passed|failed|error" | tail -30
+timeout "${GPU_TEST_TIMEOUT:-120}" "$DENO" test -A test/webgpu/*.deno.test.ts > "$OUT/gpu-tests.log" 2>&1
+echo "deno test exit status $?"
+grep -E "webgpu adapter|FAILED|passed|failed|error" "$OUT/gpu-tests.log" | tail -30
 echo "(tests took $(( $(date +%s) - t0 )) s)"
 
 echo "== fp32 matmul from PyTorch (TF32 off)"
-timeout 120 python3 - <<'PY' 2>&1 | tee "$OUT/gpu-torch.log"
+timeout 60 python3 - <<'PY' 2>&1 | tee "$OUT/gpu-torch.log"
 import torch
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 dev = torch.device('cuda')
 print('torch', torch.__version__, torch.cuda.get_device_name(0))
-for n in (1024, 4096, 8192):
+for n in (1024, 4096):
     a = torch.randn(n, n, device=dev, dtype=torch.float32)
     b = torch.randn(n, n, device=dev, dtype=torch.float32)
     for _ in range(3): a @ b
     torch.cuda.synchronize()
-    reps = 50 if n <= 4096 else 10
+    reps = 50
     times = []
     for _ in range(5):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -86,8 +91,12 @@ for n in (1024, 4096, 8192):
     print(f'torch fp32 (tf32 off) {n}^3: {2 * n**3 / t / 1e9:.0f} GFLOP/s')
 PY
 
-echo "== matmul benchmark (deno run bench/webgpu-matmul.ts --big --sweep)"
-TFJS_MODULE=.carry/tfjs-webgpu.mjs timeout 300 "$DENO" run -A bench/webgpu-matmul.ts --big --sweep --ms 200 2>&1 | tee "$OUT/gpu-matmul.log" | grep -v "$(printf "\t")" | tail -40
+echo "== matmul presets (deno run bench/webgpu-matmul.ts --big --presets)"
+TFJS_MODULE=.carry/tfjs-webgpu.mjs timeout "${GPU_BENCH_TIMEOUT:-200}" "$DENO" run -A bench/webgpu-matmul.ts --big --presets --ms "${GPU_BENCH_MS:-100}" > "$OUT/gpu-matmul.log" 2>&1
+echo "bench exit status $?"
+grep -v "^preset " "$OUT/gpu-matmul.log" | grep -v "$(printf "\t")" | tail -30
 
-echo "== whole steps (deno run bench/webgpu-steps.ts)"
-timeout 120 "$DENO" run -A bench/webgpu-steps.ts --ms 1000 2>&1 | tee "$OUT/gpu-steps.log" | grep -v "$(printf "\t")" | tail -8
+if [ "${GPU_STEPS:-1}" = 1 ]; then
+  echo "== whole steps (deno run bench/webgpu-steps.ts)"
+  timeout "${GPU_STEPS_TIMEOUT:-60}" "$DENO" run -A bench/webgpu-steps.ts --ms 500 2>&1 | tee "$OUT/gpu-steps.log" | grep -v "$(printf "\t")" | tail -8
+fi

@@ -3,18 +3,32 @@
  * (batch 100 by 784x500, 500x500, 500x2000) and at 1024^3, beside
  * @tensorflow/tfjs-backend-webgpu's tf.matMul on the same adapter in the same run.
  *
- *   nice node_modules/.bin/deno run -A bench/webgpu-matmul.ts [--big] [--sweep] [--ms 300]
+ *   nice node_modules/.bin/deno run -A bench/webgpu-matmul.ts [--big] [--sweep | --presets] [--ms 300] [--limit n]
  *
  * --big adds 4096^3; --sweep times several tile configurations at the largest
- * shape first and uses the best for the table. TFJS_MODULE=path loads tfjs
+ * shape first and uses the best for the table. --presets (real GPUs) instead
+ * times every shape with GPU_TUNING_SCALAR (the tuning before matmul_vec4),
+ * GPU_TUNING and a list of candidate tiles, and prints the best tile per shape
+ * and per shape class (batch 100, 1024^3, 4096^3). TFJS_MODULE=path loads tfjs
  * from a bundle (bench/gpu.sh carries one) instead of node_modules.
  * Timing: R dispatches in one submit, R chosen so a batch takes ~--ms;
  * the median of 5 batches after a warm-up; wall clock to onSubmittedWorkDone.
  */
-import { createWebGpuBackend, type Gpu, matmulSpec, matmulTile, type MatmulForm, type MatmulTile, type MatmulTuning } from '../client/core/webgpu/index.ts';
+import {
+  createWebGpuBackend,
+  type Gpu,
+  GPU_TUNING,
+  GPU_TUNING_SCALAR,
+  matmulKernel,
+  matmulSpec,
+  matmulTile,
+  type MatmulForm,
+  type MatmulTile,
+  type MatmulTuning,
+} from '../client/core/webgpu/index.ts';
 
 // Deno's globals, typed here so the repository's tsc (which has no Deno types) checks this file too.
-const Deno = (globalThis as unknown as { Deno: { args: string[]; env: { get(k: string): string | undefined }; cwd(): string } }).Deno;
+const Deno = (globalThis as unknown as { Deno: { args: string[]; env: { get(k: string): string | undefined }; cwd(): string; exit(code: number): never } }).Deno;
 const args = Deno.args;
 const flag = (f: string): boolean => args.includes(f);
 const opt = (f: string, d: number): number => (args.includes(f) ? Number(args[args.indexOf(f) + 1]) : d);
@@ -36,6 +50,8 @@ for (const [nIn, nOut] of [[784, 500], [500, 500], [500, 2000]] as const) {
 }
 const cubes = flag('--big') ? [1024, 4096] : [1024];
 for (const n of cubes) for (const form of ['nn', 'tn', 'nt'] as const) shapes.push({ name: `${n}^3`, form, M: n, K: n, N: n });
+// --limit n: only the first n shapes (quick checks of the script itself).
+if (flag('--limit')) shapes.splice(opt('--limit', shapes.length));
 
 function fill(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -71,7 +87,7 @@ const device = gpu.device;
 
 async function oursTime(s: Shape, tuning: MatmulTuning): Promise<number> {
   const tile = matmulTile(tuning, s.M, s.N);
-  const pipeline = await gpu.pipeline(matmulSpec(s.form, 'axpby', tile));
+  const pipeline = await gpu.pipeline(matmulSpec(s.form, 'axpby', tile, [s.M, s.K, s.N]));
   const A = gpu.upload('bench/A', fill(s.M * s.K, 1));
   const B = gpu.upload('bench/B', fill(s.K * s.N, 2));
   const C = gpu.scratch('bench/C', s.M * s.N);
@@ -180,6 +196,72 @@ if (flag('--sweep')) {
   }
   tuning = { ...tuning, large: best.tile };
   console.log(`using large tile ${JSON.stringify(best.tile)}`);
+}
+
+if (flag('--presets')) {
+  await comparePresets();
+  backend.dispose();
+  Deno.exit(0);
+}
+
+/** Every shape with the old and new presets and each candidate tile; the best per shape and per class. */
+async function comparePresets(): Promise<void> {
+  const v = (wgX: number, wgY: number, tm: number, tn: number, bk: number, pad = 0): MatmulTile => ({ shared: true, vec4: true, wgX, wgY, bk, tm, tn, ...(pad ? { pad } : {}) });
+  const cands: Record<string, MatmulTile> = {
+    's128x128k16': GPU_TUNING_SCALAR.large,
+    's64x64k16': GPU_TUNING_SCALAR.small,
+    's128x128k8': { ...GPU_TUNING_SCALAR.large, bk: 8 },
+    'v128x128k8': v(16, 16, 8, 8, 8),
+    'v128x128k16': v(16, 16, 8, 8, 16),
+    'v128x64k8': v(8, 16, 8, 8, 8),
+    'v128x64k16': v(16, 16, 8, 4, 16),
+    'v64x64k16': v(16, 16, 4, 4, 16),
+    'v64x64k8x8': v(8, 8, 8, 8, 8),
+    'v32x64k16': v(16, 8, 4, 4, 16),
+    'v32x32k16': v(8, 8, 4, 4, 16),
+    'v32x32k32': v(8, 8, 4, 4, 32),
+    'v16x64k16': v(16, 4, 4, 4, 16),
+  };
+  const key = (t: MatmulTile): string => JSON.stringify(t);
+  const nameOf = new Map(Object.entries(cands).map(([n, t]) => [key(t), n]));
+  const klass = (s: Shape): string => (s.M === s.K && s.K === s.N ? `${s.M}^3` : 'batch 100');
+  const score = new Map<string, Map<string, number[]>>(); // class -> tile -> GFLOP/s per shape
+  const rows: string[][] = [['shape', 'form', 'tfjs', 'old preset', 'new preset', 'best tile', 'best', 'new/tfjs', 'best/tfjs', 'new/old']];
+  for (const s of shapes) {
+    const g = new Map<string, number>();
+    const time = async (t: MatmulTile): Promise<number> => {
+      const k = key(t);
+      if (!g.has(k)) g.set(k, gflops(s, await oursTime(s, { large: t, small: t, minTiles: 0 })));
+      return g.get(k)!;
+    };
+    for (const [n, t] of Object.entries(cands)) {
+      const r = await time(t);
+      console.log(`preset ${s.name} ${s.form} ${n} (${matmulKernel(s.form, t, s.M, s.K, s.N)}): ${r.toFixed(1)} GFLOP/s`);
+    }
+    const oldT = matmulTile(GPU_TUNING_SCALAR, s.M, s.N);
+    const newT = matmulTile(GPU_TUNING, s.M, s.N);
+    const oldG = await time(oldT);
+    const newG = await time(newT);
+    const theirs = tfAdapter ? gflops(s, await tfTime(tfAdapter, s)) : NaN;
+    let best = ['', 0] as [string, number];
+    for (const [k, r] of g) if (r > best[1]) best = [nameOf.get(k) ?? k, r];
+    const c = klass(s);
+    if (!score.has(c)) score.set(c, new Map());
+    for (const [n, t] of Object.entries(cands)) {
+      const m = score.get(c)!;
+      if (!m.has(n)) m.set(n, []);
+      m.get(n)!.push(g.get(key(t))!);
+    }
+    rows.push([s.name, s.form, theirs.toFixed(0), `${oldG.toFixed(0)} ${nameOf.get(key(oldT)) ?? ''}`, `${newG.toFixed(0)} ${nameOf.get(key(newT)) ?? ''}`, best[0], best[1].toFixed(0), (newG / theirs).toFixed(2), (best[1] / theirs).toFixed(2), (newG / oldG).toFixed(2)]);
+    console.log(rows[rows.length - 1]!.join('\t'));
+  }
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log('\n' + rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
+  console.log('\nbest tile per class (geometric mean GFLOP/s over the class\'s shapes and forms):');
+  for (const [c, m] of score) {
+    const gm = [...m].map(([n, xs]) => [n, Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length)] as const).sort((a, b) => b[1] - a[1]);
+    console.log(`  ${c}: ${gm.slice(0, 4).map(([n, x]) => `${n} ${x.toFixed(0)}`).join(', ')}  (${JSON.stringify(cands[gm[0]![0]])})`);
+  }
 }
 
 const rows: string[][] = [['shape', 'form', 'tessera GFLOP/s', 'tfjs GFLOP/s', 'ratio']];

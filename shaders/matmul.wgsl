@@ -12,6 +12,12 @@
 //   3: C = acc + aux[n]                                   bias only (softmax logits)
 //   4: C = acc * aux[m, n] * (1 - aux[m, n])              sigmoid backprop delta, aux = activations
 //
+// Source: rng.wgsl and matmul_common.wgsl (Params, C/S/aux/ids/P, the
+// epilogues) are prepended by the backend. matmul_vec4.wgsl is the same
+// contract with 128-bit loads for shapes whose contiguous dimensions are
+// multiples of 4; this scalar kernel serves every other shape and the CPU
+// emulators.
+//
 // Bindings (group 0, fixed order: outputs, inputs, uniforms):
 //   0 C   storage read_write  M x N
 //   1 S   storage read_write  M x N samples (EPI 2; any buffer otherwise)
@@ -29,27 +35,10 @@
 // emulation such as lavapipe and SwiftShader, where barriers are costly).
 // Any M, K, N >= 1 works: out-of-range loads read 0, out-of-range stores are skipped.
 
-struct Params {
-  M: u32,
-  K: u32,
-  N: u32,
-  seed: u32,
-  iteration: u32,
-  alpha: f32,
-  beta: f32,
-  pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> C: array<f32>;
-@group(0) @binding(1) var<storage, read_write> S: array<f32>;
 @group(0) @binding(2) var<storage, read> A: array<f32>;
 @group(0) @binding(3) var<storage, read> B: array<f32>;
-@group(0) @binding(4) var<storage, read> aux: array<f32>;
-@group(0) @binding(5) var<storage, read> ids: array<u32>;
-@group(0) @binding(6) var<uniform> P: Params;
 
 override FORM: u32 = 0u;
-override EPI: u32 = 0u;
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override BK: u32 = 16u;
@@ -85,13 +74,6 @@ fn loadB(k: u32, n: u32) -> f32 {
   if (n >= P.N || k >= P.K) { return 0.0; }
   if (FORM == 2u) { return B[n * P.K + k]; }
   return B[k * P.N + n];
-}
-
-// Stable for any x (sigmoid(+-400) gives 1 and 0, never inf or NaN).
-fn sigmoid(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -159,27 +141,6 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
   for (var i = 0u; i < TM; i++) { // unroll
     for (var j = 0u; j < TN; j++) { // unroll
       store(m0 + ty * TM + i, n0 + tx * TN + j, acc[i * TN4 + j / 4u][j % 4u]);
-    }
-  }
-}
-
-// Applies the epilogue to one element of C; skips elements outside M x N.
-fn store(m: u32, n: u32, v: f32) {
-  if (m >= P.M || n >= P.N) { return; }
-  let at = m * P.N + n;
-  switch EPI {
-    case 1u: { C[at] = sigmoid(v + aux[n]); }
-    case 2u: {
-      let h = sigmoid(v + aux[n]);
-      C[at] = h;
-      S[at] = select(0.0, 1.0, rng_uniform(P.seed, P.iteration, ids[m], n) < h);
-    }
-    case 3u: { C[at] = v + aux[n]; }
-    case 4u: { let y = aux[at]; C[at] = v * y * (1.0 - y); }
-    default: {
-      var r = P.alpha * v;
-      if (P.beta != 0.0) { r += P.beta * C[at]; }
-      C[at] = r;
     }
   }
 }

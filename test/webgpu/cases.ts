@@ -13,13 +13,16 @@ import {
   colsum,
   CPU_TUNING,
   type Dummies,
+  GPU_TUNING,
   type Epilogue,
   type Gpu,
   GpuError,
   matmul,
+  matmulKernel,
   type MatmulTile,
   type MatmulTuning,
   softmaxXent,
+  vec4Fits,
   type WebGpuBackend,
 } from '../../client/core/webgpu/index.ts';
 import { backpropRef, cd1Ref, expectClose, type Form, freshSeed, matmul64, Rand, randomLayer, sigmoid64, softmax64 } from './reference.ts';
@@ -43,6 +46,12 @@ export const TILES: Record<string, MatmulTile> = {
   shared16x16r4x4: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 4, tn: 4 },
   shared16x16r8x8: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 8, tn: 8 },
   shared8x4r4x8bk8: { shared: true, wgX: 8, wgY: 4, bk: 8, tm: 4, tn: 8 },
+  // matmul_vec4 where the shape allows (VEC_SHAPES), matmul.wgsl otherwise (SMALL_SHAPES).
+  vec16x16r8x8bk8: { shared: true, vec4: true, wgX: 16, wgY: 16, bk: 8, tm: 8, tn: 8 },
+  vec16x16r8x4bk16: { shared: true, vec4: true, wgX: 16, wgY: 16, bk: 16, tm: 8, tn: 4 },
+  vec8x8r4x4bk16pad1: { shared: true, vec4: true, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4, pad: 1 },
+  vec16x4r4x8bk4: { shared: true, vec4: true, wgX: 16, wgY: 4, bk: 4, tm: 4, tn: 8 },
+  vec8x8r4x4bk32: { shared: true, vec4: true, wgX: 8, wgY: 8, bk: 32, tm: 4, tn: 4 },
 };
 
 const only = (t: MatmulTile): MatmulTuning => ({ large: t, small: t, minTiles: 0 });
@@ -99,7 +108,11 @@ async function runMatmul(
 /** Tolerance of a float32 dot product of K terms: 1e-5 of sum |a b|, plus 1e-6. */
 const dotTol = (absC: Float64Array) => (i: number): number => 1e-5 * absC[i]! + 1e-6;
 
-async function checkMatmul(gpu: Gpu, tuning: MatmulTuning, form: Form, M: number, K: number, N: number): Promise<void> {
+async function checkMatmul(gpu: Gpu, tuning: MatmulTuning, form: Form, M: number, K: number, N: number, kernel?: 'matmul' | 'matmul_vec4'): Promise<void> {
+  if (kernel) {
+    const got = matmulKernel(form, tuning.large, M, K, N);
+    if (got !== kernel) throw new Error(`matmul ${form} ${M}x${K}x${N}: expected kernel ${kernel}, the tile selects ${got}`);
+  }
   const seed = freshSeed();
   const r = new Rand(seed);
   const A = r.floats(M * K);
@@ -111,13 +124,39 @@ async function checkMatmul(gpu: Gpu, tuning: MatmulTuning, form: Form, M: number
 
 const SMALL_SHAPES: readonly [number, number, number][] = [[1, 1, 1], [7, 13, 5], [65, 33, 129], [3, 200, 9], [130, 17, 67]];
 
-const matmulCases: Case[] = [];
+/**
+ * Shapes whose contiguous dimensions are multiples of 4 (every form takes
+ * matmul_vec4) but that are not multiples of any tile, with one odd M (nn and
+ * nt still take matmul_vec4; tn falls back to matmul.wgsl).
+ */
+const VEC_SHAPES: readonly [number, number, number][] = [[4, 4, 4], [12, 8, 20], [68, 36, 132], [4, 200, 12], [132, 20, 68], [7, 44, 36]];
+
+const matmulCases: Case[] = [
+  {
+    name: 'matmul kernel choice: matmul_vec4 only where the contiguous dimensions are multiples of 4',
+    run: async () => {
+      const v = TILES.vec16x16r8x8bk8!;
+      const want: [Form, number, number, number, string][] = [
+        ['nn', 7, 44, 36, 'matmul_vec4'], ['nn', 4, 42, 36, 'matmul'], ['nn', 4, 44, 38, 'matmul'],
+        ['tn', 8, 5, 12, 'matmul_vec4'], ['tn', 7, 44, 36, 'matmul'], ['tn', 8, 4, 6, 'matmul'],
+        ['nt', 7, 44, 5, 'matmul_vec4'], ['nt', 4, 42, 4, 'matmul'],
+      ];
+      for (const [form, M, K, N, k] of want) {
+        if (matmulKernel(form, v, M, K, N) !== k) throw new Error(`${form} ${M}x${K}x${N}: expected ${k}`);
+        if (matmulKernel(form, TILES.shared16x16r8x8!, M, K, N) !== 'matmul') throw new Error(`${form} ${M}x${K}x${N}: a scalar tile took matmul_vec4`);
+      }
+    },
+  },
+];
 for (const [tileName, tile] of Object.entries(TILES)) {
   for (const form of ['nn', 'tn', 'nt'] as const) {
+    const shapes = tile.vec4 ? [...SMALL_SHAPES, ...VEC_SHAPES] : SMALL_SHAPES;
     matmulCases.push({
-      name: `matmul ${form}, ${tileName}, ${SMALL_SHAPES.map((s) => s.join('x')).join(' ')}`,
+      name: `matmul ${form}, ${tileName}, ${shapes.map((s) => s.join('x')).join(' ')}`,
       run: async ({ backend }) => {
-        for (const [M, K, N] of SMALL_SHAPES) await checkMatmul(backend.gpu, only(tile), form, M, K, N);
+        for (const [M, K, N] of shapes) {
+          await checkMatmul(backend.gpu, only(tile), form, M, K, N, tile.vec4 ? (vec4Fits(form, M, K, N) ? 'matmul_vec4' : 'matmul') : undefined);
+        }
       },
     });
   }
@@ -153,10 +192,11 @@ export const CASES: Case[] = [
     name: 'matmul epilogues: alpha/beta accumulate, bias, sigmoid at +-400, sigmoid delta',
     run: async ({ backend }) => {
       const gpu = backend.gpu;
-      for (const tuning of [backend.tuning, CPU_TUNING]) {
+      // GPU_TUNING on 9x20x12 takes matmul_vec4 (its epilogues), on 9x21x11 matmul.wgsl.
+      const runs: [MatmulTuning, number, number, number][] = [[backend.tuning, 9, 21, 11], [CPU_TUNING, 9, 21, 11], [GPU_TUNING, 9, 20, 12]];
+      for (const [tuning, M, K, N] of runs) {
         const seed = freshSeed();
         const r = new Rand(seed);
-        const [M, K, N] = [9, 21, 11];
         const A = r.floats(M * K);
         const B = r.floats(K * N);
         const ref = matmul64('nn', A, B, M, K, N);
@@ -180,10 +220,10 @@ export const CASES: Case[] = [
   {
     name: 'matmul bias + sigmoid + Bernoulli sample: the counter-based hash matches rng.ts',
     run: async ({ backend }) => {
-      for (const tuning of [backend.tuning, CPU_TUNING]) {
+      const runs: [MatmulTuning, number, number, number][] = [[backend.tuning, 37, 19, 45], [CPU_TUNING, 37, 19, 45], [GPU_TUNING, 37, 20, 44]];
+      for (const [tuning, M, K, N] of runs) {
         const seed = freshSeed();
         const r = new Rand(seed);
-        const [M, K, N] = [37, 19, 45];
         const A = r.floats(M * K, 0, 1);
         const B = r.floats(K * N, -0.5, 0.5);
         const bias = r.floats(N, -0.5, 0.5);

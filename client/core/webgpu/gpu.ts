@@ -54,7 +54,7 @@ export function kernelSource(spec: KernelSpec): string {
 
 /**
  * Unrolls every `for (var i = 0u; i < BOUND; i++) { // unroll` loop whose BOUND
- * is a specialised const (or that const / 4, written NAME4), replacing `i` in
+ * is a literal (`4u`) or a specialised const (or that const / 4, written NAME4), replacing `i` in
  * the body by literals. Drivers do not reliably unroll the loops naga emits,
  * and an array indexed by a loop variable is spilled to slow local memory.
  */
@@ -67,7 +67,7 @@ export function unroll(code: string, consts: Readonly<Record<string, number>>): 
   }
   for (let m = head.exec(code); m; m = head.exec(code)) {
     const [whole, name, bound] = m as unknown as [string, string, string];
-    const n = bounds[bound];
+    const n = /^\d+u$/.test(bound) ? parseInt(bound, 10) : bounds[bound];
     if (n === undefined) throw new GpuError(`unroll: loop bound ${bound} is not a specialised const (have ${Object.keys(bounds).join(', ')})`);
     const open = m.index + whole.length;
     let depth = 1;

@@ -34,11 +34,20 @@ export interface MatmulTile {
   readonly tm: number;
   /** Register block: columns, multiple of 4. */
   readonly tn: number;
+  /**
+   * Use matmul_vec4.wgsl (128-bit loads, double-buffered workgroup tiles) where
+   * the operands' contiguous dimensions are multiples of 4 (see vec4Fits);
+   * other shapes fall back to matmul.wgsl with the same tile. Needs `shared`
+   * and bk a multiple of 4.
+   */
+  readonly vec4?: boolean;
+  /** matmul_vec4: workgroup-tile rows padded by this many vec4s (default 0). */
+  readonly pad?: number;
 }
 
 /**
  * Matmul tunables: the `large` tile for problems that fill the device with
- * workgroups, the `small` one otherwise (a workgroup count under `minTiles`).
+ * workgroups (at least `minTiles` of them), the `small` one otherwise.
  */
 export interface MatmulTuning {
   readonly large: MatmulTile;
@@ -46,8 +55,21 @@ export interface MatmulTuning {
   readonly minTiles: number;
 }
 
-/** Real GPUs: 128 x 128 tiles of 8 x 8 register blocks, 64 x 64 for small problems. */
+/**
+ * Real GPUs, chosen by bench/webgpu-matmul.ts --presets on an H100
+ * (bench/README.md): vec4 loads everywhere they fit; 128 x 64 workgroup tiles
+ * (16 x 16 invocations of 8 x 4) for problems of 128 tiles or more (1024^3 up),
+ * 32 x 32 (8 x 8 invocations of 4 x 4) for the DBN's batch-100 products, so
+ * that more workgroups run at once.
+ */
 export const GPU_TUNING: MatmulTuning = {
+  large: { shared: true, vec4: true, wgX: 16, wgY: 16, bk: 16, tm: 8, tn: 4 },
+  small: { shared: true, vec4: true, wgX: 8, wgY: 8, bk: 16, tm: 4, tn: 4 },
+  minTiles: 128,
+};
+
+/** The GPU tuning before matmul_vec4 (scalar loads, one workgroup buffer), kept for benchmarks. */
+export const GPU_TUNING_SCALAR: MatmulTuning = {
   large: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 8, tn: 8 },
   small: { shared: true, wgX: 16, wgY: 16, bk: 16, tm: 4, tn: 4 },
   minTiles: 256,
@@ -64,17 +86,45 @@ export const CPU_TUNING: MatmulTuning = {
   minTiles: 0,
 };
 
+const tileCount = (t: MatmulTile, M: number, N: number): number => Math.ceil(M / (t.wgY * t.tm)) * Math.ceil(N / (t.wgX * t.tn));
+
 export function matmulTile(t: MatmulTuning, M: number, N: number): MatmulTile {
-  const L = t.large;
-  const tiles = Math.ceil(M / (L.wgY * L.tm)) * Math.ceil(N / (L.wgX * L.tn));
-  return tiles >= t.minTiles ? L : t.small;
+  return tileCount(t.large, M, N) >= t.minTiles ? t.large : t.small;
 }
 
-export function matmulSpec(form: MatmulForm, epi: Epilogue, tile: MatmulTile): KernelSpec {
+/** Whether matmul_vec4 can run this shape: the contiguous dimension of each operand is a multiple of 4. */
+export function vec4Fits(form: MatmulForm, M: number, K: number, N: number): boolean {
+  if (form === 'nn') return K % 4 === 0 && N % 4 === 0;
+  if (form === 'tn') return M % 4 === 0 && N % 4 === 0;
+  return K % 4 === 0;
+}
+
+/** The shader a tile runs for a shape: matmul_vec4 where the tile asks for it and the shape allows, else matmul. */
+export function matmulKernel(form: MatmulForm, tile: MatmulTile, M: number, K: number, N: number): 'matmul' | 'matmul_vec4' {
+  return tile.vec4 && tile.shared && vec4Fits(form, M, K, N) ? 'matmul_vec4' : 'matmul';
+}
+
+/** The kernel build of a tile; pass the shape (M, K, N) to get matmul_vec4 where it applies. */
+export function matmulSpec(form: MatmulForm, epi: Epilogue, tile: MatmulTile, shape?: readonly [number, number, number]): KernelSpec {
   if (tile.tm % 4 || tile.tn % 4) throw new GpuError(`matmul: register block ${tile.tm}x${tile.tn} must be multiples of 4`);
+  if (shape && matmulKernel(form, tile, ...shape) === 'matmul_vec4') {
+    if (tile.bk % 4) throw new GpuError(`matmul_vec4: bk ${tile.bk} must be a multiple of 4`);
+    const nt = tile.wgX * tile.wgY;
+    const bm4 = (tile.wgY * tile.tm) / 4;
+    const bn4 = (tile.wgX * tile.tn) / 4;
+    // Load units per slice (see matmul_vec4.wgsl): vec4s for a direct operand, 4 x 4 blocks for a transposed one.
+    const unitsA = form === 'tn' ? bm4 * tile.bk : bm4 * (tile.bk / 4);
+    const unitsB = form === 'nt' ? bn4 * (tile.bk / 4) : bn4 * tile.bk;
+    return {
+      shader: 'matmul_vec4',
+      libs: ['rng', 'matmul_common'],
+      overrides: { FORM: FORM[form], EPI: EPI[epi], WG_X: tile.wgX, WG_Y: tile.wgY, BK: tile.bk, PAD: tile.pad ?? 0 },
+      consts: { TM: tile.tm, TN: tile.tn, LA: Math.ceil(unitsA / nt), LB: Math.ceil(unitsB / nt) },
+    };
+  }
   return {
     shader: 'matmul',
-    libs: ['rng'],
+    libs: ['rng', 'matmul_common'],
     overrides: { FORM: FORM[form], EPI: EPI[epi], WG_X: tile.wgX, WG_Y: tile.wgY, BK: tile.bk, SHARED: tile.shared },
     consts: { TM: tile.tm, TN: tile.tn },
   };
@@ -132,7 +182,7 @@ export function matmul(rec: Recording, tuning: MatmulTuning, a: MatmulArgs, dumm
   uf[5] = a.alpha ?? 1;
   uf[6] = a.beta ?? 0;
   rec.dispatch(
-    matmulSpec(a.form, a.epi, tile),
+    matmulSpec(a.form, a.epi, tile, [M, K, N]),
     [a.C, a.S ?? dummy.rw, a.A, a.B, a.aux ?? dummy.ro, a.ids ?? dummy.ro],
     u,
     [Math.ceil(N / (tile.wgX * tile.tn)), Math.ceil(M / (tile.wgY * tile.tm)), 1],
