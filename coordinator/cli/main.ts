@@ -31,8 +31,22 @@ export function spawnDenoWorker(url: string, opts: { backend: string; cache?: st
   return spawn(denoBinary(), args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
+const USAGE = `usage: npm start -- [options]
+  --port N              HTTP port (default 8080)
+  --host H              address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)
+  --data DIR            state, checkpoints and the worker cache (default .tessera); restart on it to resume
+  --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN
+  --workers N           local Deno workers to start (default 1; 0 for none)
+  --backend B           their backend: auto (WebGPU if an adapter exists, else CPU), webgpu, cpu (default auto)
+  --admin-token T       set the admin token (also TESSERA_ADMIN_TOKEN); else one is created at the first start
+  --exit-when-done      stop everything when the job is done`;
+
 async function main(): Promise<void> {
   const f = parseFlags(process.argv.slice(2));
+  if (f.help || f.h) {
+    console.log(USAGE);
+    return;
+  }
   const str = (k: string, d: string): string => (typeof f[k] === 'string' ? (f[k] as string) : d);
   const dataDir = resolve(str('data', '.tessera'));
   const nWorkers = Number(str('workers', '1'));
