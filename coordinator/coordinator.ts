@@ -17,7 +17,7 @@
  * await, so no two results interleave inside validation or aggregation.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ComputeBackend } from '../client/core/backend.ts';
 import { ConfigError, parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
@@ -579,7 +579,7 @@ export class Coordinator {
     list.push(path);
     while (list.length > this.opts.keepCheckpoints) {
       const victim = list.shift()!;
-      if (victim !== path) void import('node:fs').then((fs) => fs.rmSync(victim, { force: true }));
+      if (victim !== path) rmSync(victim, { force: true });
     }
     this.checkpointHistory.set(dir, list);
   }

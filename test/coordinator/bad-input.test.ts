@@ -192,3 +192,42 @@ describe('bad uploads are refused with no state change', () => {
     await tight.close();
   });
 });
+
+describe('leasing', () => {
+  it('prefers a worker that has the partition cached, and leaves cached partitions to their holders', async () => {
+    const r = await makeRig();
+    try {
+      await startJob(r, SMALL_JOB);
+      const reg = async (name: string, cached: string[] = []): Promise<RegisterResponse> =>
+        (await (await r.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: 'test', cached }) })).json()) as RegisterResponse;
+      const lease = async (w: RegisterResponse, cached?: string[]): Promise<TaskLease> => {
+        const res = await r.app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: w.token }, body: JSON.stringify({ waitMs: 0, cached }) });
+        return ((await res.json()) as { lease: TaskLease }).lease;
+      };
+      // Learn the partition hashes from a throwaway lease, then give it back.
+      const probe = await reg('probe');
+      const first = await lease(probe);
+      await r.app.request(PATHS.returnLease(first.leaseId), { method: 'POST', headers: { [WORKER_HEADER]: probe.token } });
+      const blob = await r.app.request(PATHS.blob(first.partition.hash));
+      expect(blob.status).toBe(200);
+      // The partitions are content-addressed: their hashes are those of datasets/partition.ts's encoding.
+      const { encodePartition, partitionDataset } = await import('../../datasets/partition.ts');
+      const { createHash } = await import('node:crypto');
+      const { dataFor } = await import('./harness.ts');
+      const parts = partitionDataset((await dataFor(SMALL_JOB)).train, SMALL_JOB.partitions);
+      const hashes = parts.map((p) => createHash('sha256').update(encodePartition(p)).digest('hex'));
+      expect(hashes).toContain(first.partition.hash);
+      const holder = await reg('holder', [hashes[2]!]);
+      const other = await reg('other');
+      // "other" holds nothing: it is given a partition nobody caches, not partition 2.
+      const o = await lease(other);
+      expect(o.partition.index).not.toBe(2);
+      // "holder" gets its cached partition.
+      const h = await lease(holder);
+      expect(h.partition.index).toBe(2);
+      expect(h.partition.hash).toBe(hashes[2]);
+    } finally {
+      await r.close();
+    }
+  });
+});
