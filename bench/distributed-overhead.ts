@@ -89,6 +89,8 @@ const distRate = distExamples / distSeconds;
 const distSteady = (distExamples - m[0]!.count) / ((end - afterFirst) / 1000);
 const mb = m.reduce((a, r) => a + r.bytesIn + r.bytesOut, 0) / 1e6;
 console.log(`coordinator + 1 Deno worker: ${m.length} iterations, ${distExamples} examples in ${distSeconds.toFixed(2)} s = ${distRate.toFixed(0)} examples/s; after iteration 0: ${distSteady.toFixed(0)} examples/s (${mb.toFixed(0)} MB over loopback)`);
+const perf = srv.coord.perf;
+console.log(`coordinator per iteration: update ${((1000 * perf.updateSeconds) / perf.iterations).toFixed(1)} ms, publish (encode + SHA-256 + tasks) ${((1000 * perf.publishSeconds) / perf.iterations).toFixed(1)} ms; per result: decode + validate ${((1000 * perf.validateSeconds) / perf.results).toFixed(1)} ms, aggregate ${((1000 * perf.aggregateSeconds) / perf.results).toFixed(1)} ms`);
 console.log(`ratio distributed / in-process: whole run ${(distRate / inRate).toFixed(3)}, after iteration 0 ${(distSteady / inSteady).toFixed(3)} (goal >= 0.9)`);
 await new Promise((r) => w.once('exit', r));
 await srv.close();

@@ -451,6 +451,7 @@ export class Coordinator {
 
   /** Publishes the weights of version t and creates the iteration's tasks. */
   private startIteration(): void {
+    const tPublish = performance.now();
     const run = this.run!;
     const t = run.iteration;
     const it = run.plan.at(t);
@@ -495,6 +496,8 @@ export class Coordinator {
     run.startedAt = Date.now();
     run.bytesIn = 0;
     run.bytesOut = 0;
+    this.perf.publishSeconds += (performance.now() - tPublish) / 1000;
+    this.perf.iterations++;
     if (it.step === 0) this.emit({ type: 'phase', jobId: run.id, phase: phaseName(it.phase), iteration: t });
     // Drop leases of iterations two or more back from memory (the ledger keeps them).
     for (const [id, l] of this.leases) if (l.iteration < t - 1 || l.jobId !== run.id) this.leases.delete(id);
@@ -504,7 +507,7 @@ export class Coordinator {
   private previousWeights: string | null = null;
 
   /** Where the coordinator's time goes (benchmarks): seconds and bytes since start. */
-  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0 };
+  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0, publishSeconds: 0, iterations: 0 };
 
   /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
   private completeIteration(): void {
