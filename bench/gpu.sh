@@ -13,7 +13,8 @@
 # Order: the Deno kernel checks on the NVIDIA adapter, PyTorch's fp32 rate,
 # the matmul preset comparison (webgpu-matmul.ts --presets: old vs new presets
 # vs candidate tiles vs tfjs), then whole steps. Time limits: GPU_TEST_TIMEOUT,
-# GPU_BENCH_TIMEOUT, GPU_STEPS_TIMEOUT (s), GPU_BENCH_MS, GPU_STEPS=0 skips steps.
+# GPU_BENCH_TIMEOUT, GPU_STEPS_TIMEOUT (s), GPU_BENCH_MS, GPU_STEPS=0 skips steps,
+# GPU_BENCH_ARGS replaces "--big --presets" (e.g. "--big": the default presets only).
 # Output: summaries here; full logs in $OUT/gpu-{tests,torch,matmul,steps}.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -92,7 +93,7 @@ for n in (1024, 4096):
 PY
 
 echo "== matmul presets (deno run bench/webgpu-matmul.ts --big --presets)"
-TFJS_MODULE=.carry/tfjs-webgpu.mjs timeout "${GPU_BENCH_TIMEOUT:-200}" "$DENO" run -A bench/webgpu-matmul.ts --big --presets --ms "${GPU_BENCH_MS:-100}" > "$OUT/gpu-matmul.log" 2>&1
+TFJS_MODULE=.carry/tfjs-webgpu.mjs timeout "${GPU_BENCH_TIMEOUT:-200}" "$DENO" run -A bench/webgpu-matmul.ts ${GPU_BENCH_ARGS:---big --presets} --ms "${GPU_BENCH_MS:-100}" > "$OUT/gpu-matmul.log" 2>&1
 echo "bench exit status $?"
 grep -v "^preset " "$OUT/gpu-matmul.log" | grep -v "$(printf "\t")" | tail -30
 
