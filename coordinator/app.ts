@@ -19,6 +19,7 @@ import {
   type RegisterRequest,
 } from '../client/core/protocol.ts';
 import { checkToken } from './auth.ts';
+import type { ReceiveSlot } from './aggregate/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import { HttpError } from './errors.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
@@ -66,6 +67,51 @@ function strings(v: unknown, field: string, max = 4096): string[] | undefined {
     throw new HttpError(400, 'bad-request', `"${field}" must be an array of at most ${max} SHA-256 hex hashes`);
   }
   return v as string[];
+}
+
+/**
+ * Reads a request body into the receive slot (or JS memory without one),
+ * refusing more than `max` bytes (413) and a body that takes longer than
+ * `timeoutMs` (408: a slow sender must not hold one of the few intake slots).
+ */
+async function readBody(stream: ReadableStream<Uint8Array> | null, slot: ReceiveSlot | null, max: number, timeoutMs: number): Promise<Uint8Array> {
+  if (!stream) return new Uint8Array(0);
+  const reader = stream.getReader();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void reader.cancel().catch(() => undefined);
+  }, timeoutMs);
+  const chunks: Uint8Array[] = [];
+  let at = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (timedOut) break;
+      if (done) break;
+      const limit = slot ? Math.min(slot.size, max) : max;
+      if (at + value.length > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw new HttpError(413, 'body-too-large', `body exceeds the ${limit}-byte limit`);
+      }
+      if (slot) slot.write(at, value);
+      else chunks.push(value);
+      at += value.length;
+    }
+  } catch (e) {
+    if (!timedOut) throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (timedOut) throw new HttpError(408, 'upload-timeout', `the body took longer than ${timeoutMs} ms to arrive; upload again on a faster link or lease a smaller task`);
+  if (slot) return slot.view(at);
+  const out = new Uint8Array(at);
+  let o = 0;
+  for (const ch of chunks) {
+    out.set(ch, o);
+    o += ch.length;
+  }
+  return out;
 }
 
 /** A counting semaphore (FIFO). */
@@ -170,9 +216,13 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     return c.json(await coord.lease(w, strings(b.cached, 'cached'), waitMs));
   });
 
-  const resultLimit: MiddlewareHandler = (c, next) => {
+  // A declared length over the limit is refused before reading; readBody()
+  // enforces the limit (and a time limit) on what actually arrives, chunked or not.
+  const resultLimit: MiddlewareHandler = async (c, next) => {
     const max = coord.maxResultBytes;
-    return bodyLimit({ maxSize: max, onError: tooLarge(max) })(c, next);
+    const declared = Number(c.req.header('content-length'));
+    if (Number.isFinite(declared) && declared > max) return tooLarge(max)(c);
+    await next();
   };
   // At most maxConcurrentUploads bodies are read at once: further uploads wait
   // unread, so TCP backpressure, not memory, absorbs a burst of 6.7 MB
@@ -185,25 +235,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const length = Number(c.req.header('content-length'));
     const slot = Number.isSafeInteger(length) && length > 0 ? coord.receiveSlot(length) : null;
     try {
-      let body: Uint8Array;
-      const stream = c.req.raw.body;
-      if (slot && stream) {
-        let at = 0;
-        const reader = stream.getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          if (at + value.length > slot.size) {
-            await reader.cancel();
-            throw new HttpError(413, 'body-too-large', `body exceeds the ${slot.size}-byte limit`);
-          }
-          slot.write(at, value);
-          at += value.length;
-        }
-        body = slot.view(at);
-      } else {
-        body = new Uint8Array(await c.req.arrayBuffer());
-      }
+      const body = await readBody(c.req.raw.body, slot, coord.maxResultBytes, coord.uploadTimeoutMs);
       return c.json(coord.submitResult(w, c.req.param('leaseId'), body));
     } finally {
       slot?.release();

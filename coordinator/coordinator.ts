@@ -79,6 +79,8 @@ export interface CoordinatorOptions {
   readonly normBoundPerExample?: number;
   /** result bodies read at once (default 4): further uploads wait unread (TCP backpressure) */
   readonly maxConcurrentUploads?: number;
+  /** a result body must arrive within this many ms once its reading starts (default 60 000) */
+  readonly uploadTimeoutMs?: number;
   /** 'auto' (default): WebAssembly SIMD where available; 'js': the plain loop */
   readonly summer?: 'auto' | 'js' | 'simd';
   /** keep this many checkpoint files per job (default 2) */
@@ -230,6 +232,7 @@ export class Coordinator {
       normBoundPerExample: opts.normBoundPerExample ?? 1e4,
       keepCheckpoints: opts.keepCheckpoints ?? 2,
       maxConcurrentUploads: opts.maxConcurrentUploads ?? 4,
+      uploadTimeoutMs: opts.uploadTimeoutMs ?? 60_000,
       summer: opts.summer ?? 'auto',
       log: opts.log,
     };
@@ -719,6 +722,10 @@ export class Coordinator {
     if (b) return b;
     if (this.goneBlobs.has(hash)) throw new HttpError(410, 'gone', `blob ${hash} was the weights of an old version; lease a new task`);
     throw new HttpError(404, 'not-found', `no blob ${hash}`);
+  }
+
+  get uploadTimeoutMs(): number {
+    return this.opts.uploadTimeoutMs;
   }
 
   get maxConcurrentUploads(): number {

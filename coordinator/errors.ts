@@ -4,7 +4,7 @@
  */
 import type { ApiError, ErrorCode } from '../client/core/protocol.ts';
 
-export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 410 | 413 | 422 | 429 | 500 | 503;
+export type HttpStatus = 400 | 401 | 403 | 404 | 408 | 409 | 410 | 413 | 422 | 429 | 500 | 503;
 
 export class HttpError extends Error {
   constructor(readonly status: HttpStatus, readonly code: ErrorCode, detail: string, readonly headers: Record<string, string> = {}) {

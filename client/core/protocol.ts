@@ -84,6 +84,7 @@ export type ErrorCode =
   | 'non-finite'
   | 'norm-bound'
   | 'body-too-large'
+  | 'upload-timeout'
   | 'rate-limited'
   | 'gone'
   | 'internal';

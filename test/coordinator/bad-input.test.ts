@@ -231,3 +231,31 @@ describe('leasing', () => {
     }
   });
 });
+
+describe('intake', () => {
+  it('a body that stalls is refused with 408 and frees its intake slot', async () => {
+    const r = await makeRig({ uploadTimeoutMs: 200, maxConcurrentUploads: 1 });
+    try {
+      await startJob(r, SMALL_JOB);
+      const w = (await (await r.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name: 'slow', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
+      const got = (await (await r.app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: w.token }, body: '{"waitMs":0}' })).json()) as { lease: TaskLease };
+      const l = got.lease;
+      const stalled = new ReadableStream<Uint8Array>({
+        start(ctl) {
+          ctl.enqueue(new Uint8Array(16)); // then nothing more, never closed
+        },
+      });
+      const res = await r.app.request(PATHS.result(l.leaseId), { method: 'PUT', headers: { [WORKER_HEADER]: w.token }, body: stalled, duplex: 'half' } as RequestInit);
+      expect(res.status).toBe(408);
+      expect(((await res.json()) as { error: string }).error).toBe('upload-timeout');
+      // The single intake slot is free again: a valid upload goes through.
+      const shapes = tensorShapes(l.config);
+      const grads = new Map(phaseTensors(l.config, l.phase).map((n) => [n, new Float32Array(shapes.get(n)!.reduce((x, y) => x * y, 1))]));
+      const body = encodeResult({ taskId: l.taskId, leaseId: l.leaseId, weightsVersion: l.weights.version, count: l.sample.count, loss: 0, correct: 0 }, grads, shapes);
+      const ok = await r.app.request(PATHS.result(l.leaseId), { method: 'PUT', headers: { [WORKER_HEADER]: w.token, 'content-length': String(body.length) }, body: body as Uint8Array<ArrayBuffer> });
+      expect(ok.status).toBe(200);
+    } finally {
+      await r.close();
+    }
+  });
+});
