@@ -8,7 +8,7 @@
  * --delay-upload-ms holds every result back that long before uploading: a
  * slow link, for the fault tests.
  *
- * Uses WebGPU when an adapter exists (auto), the CPU backend otherwise;
+ * Uses WebGPU on a real GPU (auto), the CPU backend otherwise;
  * caches partition blobs on disk by hash; on SIGINT/SIGTERM gives its lease
  * back, leaves the grid and exits 0.
  */
@@ -91,11 +91,24 @@ class DiskBlobCache implements BlobCache {
   }
 }
 
+/**
+ * `auto` takes WebGPU on a real GPU and the CPU backend otherwise: a software
+ * adapter (lavapipe, SwiftShader; `isFallbackAdapter`) runs our kernels 4-6x
+ * slower than the CPU backend's WebAssembly SIMD (bench/README.md).
+ */
 async function makeBackend(kind: string, log: (s: string) => void): Promise<ComputeBackend> {
   if (kind === 'cpu') return createCpuBackend();
   try {
+    let adapter: GPUAdapter | null | undefined;
+    if (kind === 'auto') {
+      adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
+      if (adapter?.info.isFallbackAdapter) {
+        log(`WebGPU adapter "${adapter.info.description || adapter.info.vendor}" is a software fallback; using the CPU backend (--backend webgpu forces WebGPU)`);
+        return createCpuBackend();
+      }
+    }
     const { createWebGpuBackend } = await import('../core/webgpu/index.ts');
-    return await createWebGpuBackend();
+    return await createWebGpuBackend(adapter ? { adapter } : {});
   } catch (e) {
     if (kind === 'webgpu') throw e;
     log(`no WebGPU (${(e as Error).message.split('\n')[0]}); using the CPU backend`);
