@@ -22,7 +22,7 @@ const JOB: Partial<JobConfig> = {
   partitions: 2,
   seed: 5,
   pretrain: { epochs: 1.5, batchSize: 100, learningRate: { start: 0.05, decay: 1, min: 0.05 }, momentum: { start: 0.5, end: 0.9, rampEpochs: 1 }, weightCost: 0.0002 },
-  finetune: { epochs: 3, batchSize: 100, learningRate: { start: 1.0, decay: 0.9, min: 0.05 }, momentum: { start: 0.5, end: 0.9, rampEpochs: 1 }, weightCost: 0 },
+  finetune: { epochs: 10, batchSize: 100, learningRate: { start: 1.0, decay: 0.9, min: 0.05 }, momentum: { start: 0.5, end: 0.9, rampEpochs: 1 }, weightCost: 0 },
   checkpointEvery: 1000,
 };
 
@@ -92,6 +92,8 @@ describe('admin page', () => {
     expect(await page.locator('#workers tbody').textContent()).toContain('node-cpu-1');
     const before = await chartPoints();
     await waitFor(async () => (await chartPoints()) >= before + 3, 60_000, 'three more iterations on the charts');
+    // Hold the only worker, so the job is still running (not done) when the next test pauses it from the page.
+    worker.pause();
     expect(await page.locator('#job-state').textContent()).toBe('running');
     await waitFor(async () => ((await page.locator('#eta').textContent()) ?? '').startsWith('ETA'), 10_000, 'an ETA');
     await page.screenshot({ path: artifact('admin-running.png'), fullPage: true });
@@ -112,6 +114,7 @@ describe('admin page', () => {
     await page.click('#act-resume');
     await waitFor(async () => (await jobState()) === 'running', 10_000, 'the job to resume');
     const points = await chartPoints();
+    worker.resume();
     await waitFor(async () => (await chartPoints()) > points, 30_000, 'iterations after resuming');
   }, 60_000);
 
