@@ -114,7 +114,8 @@ describe('donate page', () => {
       await page.screenshot({ path: artifact('donate-cpu.png'), fullPage: true });
       const w = await browserWorker(grid);
       expect(w?.backend).toBe('cpu');
-      expect(w?.tasksDone).toBeGreaterThanOrEqual(0);
+      // the coordinator has accepted the tab's results (uploads run in the background, so wait for them)
+      await waitFor(async () => ((await browserWorker(grid))?.tasksDone ?? 0) >= 1, 15_000, 'the coordinator to accept a result');
       expect(w?.rejected).toBe(0);
 
       // a returning volunteer: the partitions come from IndexedDB
