@@ -3,7 +3,7 @@
  * trainer and by the coordinator with one local Deno worker (CPU backend),
  * examples per second of each and their ratio (goal: >= 0.9).
  *
- *   nice npx tsx bench/distributed-overhead.ts [--partitions P] [--job job.json]
+ *   nice npx tsx bench/distributed-overhead.ts [--partitions P] [--job job.json] [--trace]
  *
  * Default job: 784-500-500-2000-10 fine-tuning, 30 iterations of batch 100 on
  * 10,000 MNIST examples, one task per iteration (--partitions 1).
@@ -64,7 +64,7 @@ console.log(`in-process trainer: ${trainer.plan.totalIterations} iterations, ${e
 const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
 const srv = await startServer({ port: 0, dataDir: dir, adminToken: 'bench-admin-token-0123456789', mnistDir: MNIST, pages: false, log: () => undefined, evalBackend: undefined });
 const job = await srv.coord.createJob(cfg);
-const w = spawnDenoWorker(srv.url, { backend: 'cpu', name: 'bench', extra: ['--exit-when-done', '--quiet'] });
+const w = spawnDenoWorker(srv.url, { backend: 'cpu', name: 'bench', extra: ['--exit-when-done', '--quiet', ...(f.trace ? ['--trace'] : [])] });
 // The clock starts at the first lease (Deno's start-up and the first blob downloads excluded), like the trainer's after loading.
 let first = 0;
 let afterFirst = 0;
