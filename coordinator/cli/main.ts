@@ -37,7 +37,7 @@ const USAGE = `usage: npm start -- [options]
   --data DIR            state, checkpoints and the worker cache (default .tessera); restart on it to resume
   --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN
   --workers N           local Deno workers to start (default 1; 0 for none)
-  --backend B           their backend: auto (WebGPU if an adapter exists, else CPU), webgpu, cpu (default auto)
+  --backend B           their backend: auto (WebGPU on a real GPU, else CPU), webgpu, cpu (default auto)
   --admin-token T       set the admin token (also TESSERA_ADMIN_TOKEN); else one is created at the first start
   --exit-when-done      stop everything when the job is done`;
 
