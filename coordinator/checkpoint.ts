@@ -4,7 +4,7 @@
  * Written atomically (temp file, fsync, rename), so a crash mid-write leaves
  * the previous checkpoint intact.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../client/core/safetensors.ts';
 import type { JobConfig } from '../client/core/model/config.ts';
 import { tensorShapes, type Params } from '../client/core/model/params.ts';
@@ -82,13 +82,18 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true }); // leave no half-written file behind
+    throw e;
   }
-  renameSync(tmp, path);
 }
 
 export function saveCheckpoint(path: string, ck: Checkpoint): void {

@@ -510,7 +510,7 @@ export class Coordinator {
   private previousWeights: string | null = null;
 
   /** Where the coordinator's time goes (benchmarks): seconds and bytes since start. */
-  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0, publishSeconds: 0, iterations: 0 };
+  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0, publishSeconds: 0, iterations: 0, checkpointFailures: 0 };
 
   /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
   private completeIteration(): void {
@@ -556,13 +556,30 @@ export class Coordinator {
       this.store.updateJob(run.id, { iteration: run.iteration });
     });
     this.emit({ type: 'iteration', jobId: run.id, metrics: row });
-    if (it.phaseEnd || done || run.iteration % run.cfg.checkpointEvery === 0) this.checkpoint();
+    if (it.phaseEnd || done || run.iteration % run.cfg.checkpointEvery === 0) this.tryCheckpoint();
     if (it.phaseEnd || done) this.scheduleEvaluation(run, t, phaseName(it.phase));
     if (done) {
       this.finishJob();
       return;
     }
     this.startIteration();
+  }
+
+  /**
+   * A checkpoint that cannot be written (disk full, folder gone) must not stop
+   * the job: the previous checkpoint stays valid (writes are atomic), training
+   * goes on in memory, and the next checkpoint tries again. Counted in
+   * `perf.checkpointFailures` and logged.
+   */
+  private tryCheckpoint(): void {
+    try {
+      this.checkpoint();
+    } catch (e) {
+      const run = this.run!;
+      this.perf.checkpointFailures++;
+      const last = this.store.job(run.id)?.checkpoint_iteration ?? 0;
+      this.log(`checkpoint at iteration ${run.iteration} failed (${(e as Error).message}); training goes on, the last good checkpoint is at iteration ${last}`);
+    }
   }
 
   /** Writes params + velocities for the next iteration atomically, then points the job row at it. */

@@ -4,6 +4,8 @@
  * counted once), a worker that vanishes mid-task (its lease expires when it
  * stops heartbeating), a worker that stops and gives its lease back.
  */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WorkerEvent } from '../../client/core/worker.ts';
 import { inProcessWorker, makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
@@ -122,5 +124,27 @@ describe('faults', () => {
     await w.stop();
     const status = (await (await rig.app.request('/api/v1/status')).json()) as { job: unknown };
     expect(status.job).toBeNull();
+  });
+
+  it('a checkpoint that cannot be written does not stop the job; the next one is written', async () => {
+    const logs: string[] = [];
+    rig = await makeRig({ log: (m) => logs.push(m) });
+    const res = await rig.admin('/api/v1/admin/jobs', { method: 'POST', body: JSON.stringify(SMALL_JOB), headers: { 'content-type': 'application/json' } });
+    const { id } = (await res.json()) as { id: string };
+    // The first checkpoint (after iteration 4) cannot be written: a folder stands where its temp file goes.
+    const dir = join(rig.dir, 'jobs', id);
+    mkdirSync(join(dir, `checkpoint-00000004.safetensors.tmp-${process.pid}`), { recursive: true });
+    expect((await rig.admin(`/api/v1/admin/jobs/${id}/start`, { method: 'POST' })).status).toBe(200);
+    const w = await inProcessWorker(rig, 'w');
+    await w.start();
+    await rig.coord.idle();
+    const s = rig.coord.summary(id);
+    expect(s.state).toBe('done');
+    expect(rig.coord.perf.checkpointFailures).toBe(1);
+    expect(logs.some((l) => /checkpoint at iteration 4 failed/.test(l))).toBe(true);
+    expect(existsSync(join(dir, 'checkpoint-00000004.safetensors'))).toBe(false);
+    expect(s.checkpointIteration).toBe(s.totalIterations);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThan(0);
+    ledgerCountsEachTaskOnce(rig, id);
   });
 });
