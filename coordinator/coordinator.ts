@@ -213,8 +213,6 @@ export class Coordinator {
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private evalChain: Promise<void> = Promise.resolve();
   private evalBackendP: Promise<ComputeBackend> | null = null;
-  /** [web] the latest evaluation's confusion matrix per job, for the admin page (memory only) */
-  private readonly confusions = new Map<string, { iteration: number; confusion: number[] }>();
   private closed = false;
 
   private constructor(opts: CoordinatorOptions) {
@@ -631,8 +629,9 @@ export class Coordinator {
         const backend = await this.evalBackendP;
         const ev = await evaluateYielding(backend, run.cfg, params, run.test);
         if (this.closed) return;
-        this.store.insertEvaluation({ job_id: run.id, iteration, phase, test_error: ev.error, test_loss: ev.loss, at: Date.now() });
-        this.confusions.set(run.id, { iteration, confusion: Array.from(ev.confusion) }); // [web]
+        this.store.insertEvaluation({
+          job_id: run.id, iteration, phase, test_error: ev.error, test_loss: ev.loss, at: Date.now(), confusion: JSON.stringify(Array.from(ev.confusion)),
+        });
         this.emit({ type: 'evaluation', jobId: run.id, iteration, phase, testError: ev.error, testLoss: ev.loss });
         this.log(`job ${run.id}: after iteration ${iteration} (${phase}) test error ${(ev.error * 100).toFixed(2)}%`);
       } catch (e) {
@@ -682,7 +681,6 @@ export class Coordinator {
   }
 
   metrics(id: string, since = 0): { iterations: IterationMetricsRow[]; evaluations: { iteration: number; phase: string; testError: number; testLoss: number; confusion?: number[] }[] } {
-    const conf = this.confusions.get(id); // [web]
     this.jobRow(id);
     return {
       iterations: this.store.iterations(id, since).map((r) => ({
@@ -698,7 +696,7 @@ export class Coordinator {
       })),
       evaluations: this.store.evaluations(id).map((e) => ({
         iteration: e.iteration, phase: e.phase, testError: e.test_error, testLoss: e.test_loss,
-        ...(conf?.iteration === e.iteration ? { confusion: conf.confusion } : {}), // [web]
+        ...(e.confusion ? { confusion: JSON.parse(e.confusion) as number[] } : {}),
       })),
     };
   }

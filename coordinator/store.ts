@@ -95,6 +95,8 @@ export interface EvaluationRow {
   test_error: number;
   test_loss: number;
   at: number;
+  /** the confusion matrix, JSON: counts[label * K + predicted] */
+  confusion: string | null;
 }
 
 const SCHEMA = `
@@ -125,7 +127,7 @@ CREATE TABLE IF NOT EXISTS iterations (
   bytes_out INTEGER NOT NULL, done_at INTEGER NOT NULL, PRIMARY KEY (job_id, iteration));
 CREATE TABLE IF NOT EXISTS evaluations (
   job_id TEXT NOT NULL, iteration INTEGER NOT NULL, phase TEXT NOT NULL, test_error REAL NOT NULL,
-  test_loss REAL NOT NULL, at INTEGER NOT NULL);
+  test_loss REAL NOT NULL, at INTEGER NOT NULL, confusion TEXT);
 `;
 
 /** Typed statements over one database file (":memory:" for tests). */
@@ -138,6 +140,9 @@ export class Store {
     // NORMAL in WAL mode: a power loss may drop the last transactions but never corrupts; checkpoints fsync themselves.
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
+    // Databases made before evaluations kept their confusion matrix gain the column.
+    const cols = this.db.prepare('PRAGMA table_info(evaluations)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'confusion')) this.db.exec('ALTER TABLE evaluations ADD COLUMN confusion TEXT');
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -268,7 +273,7 @@ export class Store {
     return this.q('SELECT * FROM iterations WHERE job_id = ? AND iteration >= ? ORDER BY iteration').all(jobId, since) as IterationRow[];
   }
   insertEvaluation(r: EvaluationRow): void {
-    this.q('INSERT INTO evaluations (job_id, iteration, phase, test_error, test_loss, at) VALUES (@job_id, @iteration, @phase, @test_error, @test_loss, @at)')
+    this.q('INSERT INTO evaluations (job_id, iteration, phase, test_error, test_loss, at, confusion) VALUES (@job_id, @iteration, @phase, @test_error, @test_loss, @at, @confusion)')
       .run(r);
   }
   evaluations(jobId: string): EvaluationRow[] {

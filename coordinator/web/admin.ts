@@ -15,7 +15,7 @@ import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
 import type { Coordinator, JobSummary, WorkerView as WorkerRow } from '../coordinator.ts';
 
-/** One test evaluation as the metrics endpoint answers it; the latest carries its confusion matrix (K x K, [true * K + predicted]). */
+/** One test evaluation as the metrics endpoint answers it; each carries its confusion matrix (K x K, [true * K + predicted]). */
 type EvaluationPoint = ReturnType<Coordinator['metrics']>['evaluations'][number] & { readonly confusion?: readonly number[] };
 
 const TOKEN_KEY = 'tessera.adminToken';

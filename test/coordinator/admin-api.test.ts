@@ -3,6 +3,9 @@
  * workers list, the server-sent events stream, the weights download, and the
  * public status for the donate page.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tensorShapes } from '../../client/core/model/params.ts';
 import { decodeWeights, type IterationMetricsRow, type PublicStatus } from '../../client/core/protocol.ts';
@@ -10,11 +13,14 @@ import type { JobSummary, WorkerView } from '../../coordinator/coordinator.ts';
 import { ADMIN_TOKEN, inProcessWorker, makeRig, SMALL_JOB, type Rig } from './harness.ts';
 
 let rig: Rig;
+// An explicit folder, so the coordinator can be restarted on it (makeRig keeps folders it is given).
+const dir = mkdtempSync(join(tmpdir(), 'tessera-admin-'));
 beforeAll(async () => {
-  rig = await makeRig();
+  rig = await makeRig({}, dir);
 });
 afterAll(async () => {
   await rig.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function readEvents(res: Response, until: (types: string[]) => boolean, timeoutMs = 10_000): Promise<{ type: string; data: unknown }[]> {
@@ -89,5 +95,18 @@ describe('admin API', () => {
     const list = (await (await rig.admin('/api/v1/admin/jobs')).json()) as { jobs: JobSummary[] };
     expect(list.jobs.map((j) => j.id)).toEqual([job.id]);
     expect((await rig.admin('/api/v1/admin/jobs/nope')).status).toBe(404);
+
+    // Every evaluation keeps its confusion matrix (K x K counts over the test examples), also across a restart.
+    type Evals = { evaluations: { iteration: number; confusion?: number[] }[] };
+    const evals = ((await (await rig.admin(`/api/v1/admin/jobs/${job.id}/metrics`)).json()) as Evals).evaluations;
+    expect(evals.length).toBe(3);
+    for (const e of evals) {
+      expect(e.confusion).toHaveLength(100);
+      expect(e.confusion!.reduce((a, b) => a + b, 0)).toBe(SMALL_JOB.testLimit);
+    }
+    await rig.close();
+    rig = await makeRig({}, dir);
+    const again = ((await (await rig.admin(`/api/v1/admin/jobs/${job.id}/metrics`)).json()) as Evals).evaluations;
+    expect(again).toEqual(evals);
   });
 });
