@@ -12,7 +12,7 @@ import type { BackendKind } from './backend.ts';
 import type { JobConfig } from './model/config.ts';
 import type { Params } from './model/params.ts';
 import type { Phase } from './model/plan.ts';
-import { encodeSafetensors, SafetensorsError } from './safetensors.ts';
+import { encodeSafetensors, parseSafetensors, SafetensorsError, tensorData } from './safetensors.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const API_PREFIX = '/api/v1';
@@ -256,91 +256,23 @@ export interface DecodedResult {
 /**
  * Decodes an untrusted result body without copying its tensors: each
  * gradient is a Float32Array view of `bytes` (a copy only where the data is
- * not 4-byte aligned). Checks the safetensors structure as strictly as
- * safetensors.ts does (header bounds, JSON, offsets contiguous and exactly
- * covering the data), the metadata, and that the tensors are exactly those of
+ * not 4-byte aligned). Checks the safetensors structure (parseSafetensors),
+ * the metadata, and that the tensors are exactly those of
  * `shapes`, F32, with those shapes. Finiteness and the norm are the caller's
  * (the coordinator's intake).
  */
-interface Span {
-  readonly name: string;
-  readonly begin: number;
-  readonly end: number;
-  readonly dtype: string;
-  readonly shape: number[];
-}
-
-/**
- * The structure of an untrusted safetensors buffer, checked as strictly as
- * safetensors.ts checks it (header bounds, UTF-8 JSON, offsets contiguous and
- * exactly covering the data), without copying any tensor. Throws
- * ProtocolError(400, 'malformed-result') naming `what` and the problem.
- */
-function parseStructure(bytes: Uint8Array, what: string, MAX_HEADER: number): { md: Record<string, string>; spans: Span[]; base: number } {
-  const malformed = (msg: string): never => {
-    throw new ProtocolError(400, 'malformed-result', `${what}: ${msg}`);
-  };
-  if (bytes.length < 8) malformed(`truncated: ${bytes.length} bytes, expected at least the 8-byte header length`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = dv.getUint32(0, true);
-  if (dv.getUint32(4, true) !== 0 || n > MAX_HEADER) malformed(`header length exceeds the ${MAX_HEADER}-byte limit`);
-  if (8 + n > bytes.length) malformed(`truncated: header says ${n} bytes of JSON but only ${bytes.length - 8} follow`);
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
-  } catch (e) {
-    malformed(`header is not valid UTF-8 JSON (${(e as Error).message})`);
-  }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) malformed('header is not a JSON object');
-  const base = 8 + n;
-  const dataLen = bytes.length - base;
-  const md: Record<string, string> = {};
-  const spans: { name: string; begin: number; end: number; dtype: string; shape: number[] }[] = [];
-  for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) malformed('"__metadata__" must be an object of strings');
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-        if (typeof x !== 'string') malformed(`metadata "${k}" must be a string`);
-        md[k] = x as string;
-      }
-      continue;
-    }
-    if (typeof v !== 'object' || v === null) malformed(`tensor "${name}": entry is not an object`);
-    const e = v as Record<string, unknown>;
-    const shape = e.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) malformed(`tensor "${name}": shape must be an array of non-negative integers`);
-    const offs = e.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0)) malformed(`tensor "${name}": data_offsets must be two non-negative integers`);
-    const [begin, end] = offs as [number, number];
-    if (begin > end || end > dataLen) malformed(`tensor "${name}": data_offsets [${begin}, ${end}] fall outside the ${dataLen} data bytes (truncated?)`);
-    const size = ({ F32: 4, F64: 8, U8: 1, U32: 4, I32: 4 } as Record<string, number>)[String(e.dtype)];
-    if (!size) malformed(`tensor "${name}": unsupported dtype ${JSON.stringify(e.dtype)}`);
-    const count = (shape as number[]).reduce((a, b) => a * b, 1);
-    if (count * size! !== end - begin) malformed(`tensor "${name}": shape [${shape}] of ${e.dtype} needs ${count * size!} bytes, offsets give ${end - begin}`);
-    spans.push({ name, begin, end, dtype: String(e.dtype), shape: shape as number[] });
-  }
-  spans.sort((a, b) => a.begin - b.begin);
-  let cursor = 0;
-  for (const sp of spans) {
-    if (sp.begin !== cursor) malformed(`tensor "${sp.name}": data starts at ${sp.begin}, expected ${cursor} (overlap or gap)`);
-    cursor = sp.end;
-  }
-  if (cursor !== dataLen) malformed(`${dataLen - cursor} bytes after the last tensor (expected none)`);
-  return { md, spans, base };
-}
-
-/** A Float32Array view of a span (a copy when the data is not 4-byte aligned). */
-function f32View(bytes: Uint8Array, base: number, sp: Span): Float32Array {
-  const at = bytes.byteOffset + base + sp.begin;
-  const len = (sp.end - sp.begin) / 4;
-  return at % 4 === 0 ? new Float32Array(bytes.buffer, at, len) : new Float32Array(bytes.slice(base + sp.begin, base + sp.end).buffer);
-}
-
 export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): DecodedResult {
   const malformed = (msg: string): never => {
     throw new ProtocolError(400, 'malformed-result', `result: ${msg}`);
   };
-  const { md, spans, base } = parseStructure(bytes, 'result', 64 * 1024);
+  let parsed: ReturnType<typeof parseSafetensors>;
+  try {
+    parsed = parseSafetensors(bytes, { source: 'result', maxHeaderBytes: 64 * 1024 });
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new ProtocolError(400, 'malformed-result', e.message);
+    throw e;
+  }
+  const { metadata: md, spans } = parsed;
   const bad = (msg: string): never => malformed(`metadata: ${msg}`);
   if (md.format !== RESULT_FORMAT) bad(`format is ${JSON.stringify(md.format)}, expected "${RESULT_FORMAT}"`);
   if (md.protocol !== String(PROTOCOL_VERSION)) bad(`protocol ${JSON.stringify(md.protocol)}, this coordinator speaks ${PROTOCOL_VERSION}`);
@@ -369,7 +301,7 @@ export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, read
     if (sp.dtype !== 'F32' || sp.shape.join('x') !== shape.join('x')) {
       throw new ProtocolError(422, 'shape-mismatch', `gradient "${name}" is ${sp.dtype}[${sp.shape}], expected F32[${shape}]`);
     }
-    grads.set(name, f32View(bytes, base, sp));
+    grads.set(name, tensorData(bytes, sp, true) as Float32Array); // a view of the body: no copy
   }
   for (const name of byName.keys()) {
     if (!shapes.has(name)) throw new ProtocolError(422, 'shape-mismatch', `unexpected tensor "${name}" in result (this phase trains ${[...shapes.keys()].join(', ')})`);
@@ -390,7 +322,7 @@ export function encodeWeights(cfg: JobConfig, params: Params, shapes: ReadonlyMa
 
 /** Decodes a weights blob into params, checking every tensor's shape. */
 export function decodeWeights(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): { params: Params; version: number } {
-  const { md, spans, base } = parseStructure(bytes, 'weights', 1 << 20);
+  const { metadata: md, spans } = parseSafetensors(bytes, { source: 'weights' });
   if (md.format !== WEIGHTS_FORMAT) throw new SafetensorsError(`weights: format ${JSON.stringify(md.format)}, expected "${WEIGHTS_FORMAT}"`);
   const byName = new Map(spans.map((sp) => [sp.name, sp]));
   const params: Params = new Map();
@@ -399,7 +331,7 @@ export function decodeWeights(bytes: Uint8Array, shapes: ReadonlyMap<string, rea
     if (!sp || sp.dtype !== 'F32' || sp.shape.join('x') !== shape.join('x')) {
       throw new SafetensorsError(`weights: tensor "${name}" missing or not F32[${shape}]`);
     }
-    params.set(name, f32View(bytes, base, sp)); // views of the blob: no copy
+    params.set(name, tensorData(bytes, sp, true) as Float32Array); // views of the blob: no copy
   }
   return { params, version: Number(md.version) };
 }

@@ -86,8 +86,24 @@ export interface DecodeOptions {
   readonly source?: string;
 }
 
-/** Decodes and validates a safetensors buffer. Tensor data is copied into fresh, aligned arrays. */
-export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): SafeTensors {
+/** Where one tensor's bytes lie in a checked buffer. */
+export interface TensorSpan {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** byte offsets into `bytes`, absolute */
+  readonly begin: number;
+  readonly end: number;
+}
+
+/**
+ * Checks the structure of an untrusted safetensors buffer (header bounds,
+ * UTF-8 JSON, metadata strings, known dtypes, shapes matching byte lengths,
+ * offsets contiguous and exactly covering the data) without copying any
+ * tensor. Throws SafetensorsError naming the problem. The one parser of
+ * untrusted safetensors: decodeSafetensors and the wire protocol build on it.
+ */
+export function parseSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): { metadata: Record<string, string>; spans: TensorSpan[] } {
   const where = opts.source ? `${opts.source}: ` : '';
   const fail = (msg: string): never => {
     throw new SafetensorsError(`${where}${msg}`);
@@ -107,22 +123,23 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const entries = header as Record<string, unknown>;
-  const dataLen = bytes.length - 8 - n;
+  const base = 8 + n;
+  const dataLen = bytes.length - base;
   const metadata: Record<string, string> = {};
-  const spans: { name: string; begin: number; end: number; dtype: DType; shape: number[] }[] = [];
+  const spans: TensorSpan[] = [];
   for (const [name, v] of Object.entries(entries)) {
     if (name === '__metadata__') {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('"__metadata__" must be an object of strings');
-      for (const [k, s] of Object.entries(v as Record<string, unknown>)) {
-        if (typeof s !== 'string') fail(`metadata "${k}" must be a string`);
-        metadata[k] = s as string;
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (typeof x !== 'string') fail(`metadata "${k}" must be a string`);
+        metadata[k] = x as string;
       }
       continue;
     }
     if (typeof v !== 'object' || v === null) fail(`tensor "${name}": entry is not an object`);
     const e = v as Record<string, unknown>;
     const dtype = e.dtype;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) fail(`tensor "${name}": unsupported dtype ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) fail(`tensor "${name}": unsupported dtype ${JSON.stringify(dtype)}`);
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       fail(`tensor "${name}": shape must be an array of non-negative integers`);
@@ -140,26 +157,42 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
     if (count * size !== end - begin) {
       fail(`tensor "${name}": shape [${shape}] of ${dtype} needs ${count * size} bytes, offsets give ${end - begin}`);
     }
-    spans.push({ name, begin, end, dtype: dtype as DType, shape: shape as number[] });
+    spans.push({ name, begin: base + begin, end: base + end, dtype: dtype as DType, shape: shape as number[] });
   }
   spans.sort((a, b) => a.begin - b.begin);
-  let cursor = 0;
+  let cursor = base;
   for (const s of spans) {
-    if (s.begin !== cursor) fail(`tensor "${s.name}": data starts at ${s.begin}, expected ${cursor} (overlap or gap)`);
+    if (s.begin !== cursor) fail(`tensor "${s.name}": data starts at ${s.begin - base}, expected ${cursor - base} (overlap or gap)`);
     cursor = s.end;
   }
-  if (cursor !== dataLen) fail(`${dataLen - cursor} bytes after the last tensor (expected none)`);
-  const tensors = new Map<string, Tensor>();
-  const base = 8 + n;
-  for (const s of spans) {
-    const raw = bytes.slice(base + s.begin, base + s.end); // a copy: aligned and owned
-    const buf = raw.buffer;
-    const data: TensorData =
-      s.dtype === 'F32' ? new Float32Array(buf) :
-      s.dtype === 'F64' ? new Float64Array(buf) :
-      s.dtype === 'U32' ? new Uint32Array(buf) :
-      s.dtype === 'I32' ? new Int32Array(buf) : raw;
-    tensors.set(s.name, { dtype: s.dtype, shape: s.shape, data });
+  if (cursor !== bytes.length) fail(`${bytes.length - cursor} bytes after the last tensor (expected none)`);
+  return { metadata, spans };
+}
+
+/**
+ * A span's data as a typed array. `view`: a view of `bytes` where the data is
+ * aligned for its type (no copy; it aliases the buffer), else a copy.
+ */
+export function tensorData(bytes: Uint8Array, span: TensorSpan, view = false): TensorData {
+  const size = DTYPE_BYTES[span.dtype];
+  const at = bytes.byteOffset + span.begin;
+  const aligned = view && at % size === 0;
+  const buf = aligned ? bytes.buffer : bytes.slice(span.begin, span.end).buffer;
+  const off = aligned ? at : 0;
+  const len = (span.end - span.begin) / size;
+  switch (span.dtype) {
+    case 'F32': return new Float32Array(buf, off, len);
+    case 'F64': return new Float64Array(buf, off, len);
+    case 'U32': return new Uint32Array(buf, off, len);
+    case 'I32': return new Int32Array(buf, off, len);
+    case 'U8': return new Uint8Array(buf, off, len);
   }
+}
+
+/** Decodes and validates a safetensors buffer. Tensor data is copied into fresh, aligned arrays. */
+export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): SafeTensors {
+  const { metadata, spans } = parseSafetensors(bytes, opts);
+  const tensors = new Map<string, Tensor>();
+  for (const s of spans) tensors.set(s.name, { dtype: s.dtype, shape: s.shape, data: tensorData(bytes, s) });
   return { tensors, metadata };
 }

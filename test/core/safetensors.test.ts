@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../../client/core/safetensors.ts';
+import { decodeSafetensors, encodeSafetensors, parseSafetensors, SafetensorsError, tensorData } from '../../client/core/safetensors.ts';
 
 function sample(): Uint8Array {
   return encodeSafetensors(
@@ -54,6 +54,7 @@ describe('safetensors', () => {
       [withHeader('{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}', new Uint8Array(3)), /overlap/],
       [withHeader('{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', new Uint8Array(5)), /after the last tensor/],
       [withHeader('{"__metadata__":{"k":1}}'), /string/],
+      [withHeader('{"a":{"dtype":"toString","shape":[1],"data_offsets":[0,1]}}', new Uint8Array(1)), /dtype/],
     ];
     for (const [bytes, msg] of cases) {
       expect(() => decodeSafetensors(bytes, { source: 'upload' })).toThrow(SafetensorsError);
@@ -66,5 +67,24 @@ describe('safetensors', () => {
 
   it('refuses to encode a shape that does not match the data', () => {
     expect(() => encodeSafetensors([['x', { shape: [2, 2], data: new Float32Array(3) }]])).toThrow(/holds 4 values/);
+  });
+
+  it('parses without copying: views alias the buffer where aligned, copies where not', () => {
+    const bytes = sample();
+    const { metadata, spans } = parseSafetensors(bytes);
+    expect(metadata.task).toBe('t1');
+    const w = spans.find((s) => s.name === 'w')!;
+    const view = tensorData(bytes, w, true) as Float32Array;
+    expect([...view]).toEqual([1, 2, 3, 4, 5, -6.5]);
+    expect(view.buffer).toBe(bytes.buffer);
+    const copy = tensorData(bytes, w) as Float32Array;
+    expect(copy.buffer).not.toBe(bytes.buffer);
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    const odd = shifted.subarray(1);
+    const w2 = parseSafetensors(odd).spans.find((s) => s.name === 'w')!;
+    const v2 = tensorData(odd, w2, true) as Float32Array;
+    expect(v2.buffer).not.toBe(shifted.buffer); // misaligned: copied
+    expect([...v2]).toEqual([1, 2, 3, 4, 5, -6.5]);
   });
 });
