@@ -151,9 +151,16 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const wait = limiter.take(key);
     if (wait > 0) throw new HttpError(429, 'rate-limited', `too many requests; retry in ${wait} ms`, { 'Retry-After': String(Math.ceil(wait / 1000)) });
   };
-  const worker = (c: Context) => {
+  /**
+   * The authenticated worker, its request counted against its rate limit.
+   * Result uploads and lease returns are not counted: each answers a lease the
+   * worker holds (and every lease took a counted request), so they are bounded
+   * by leases; refusing one would throw away finished work and stall the
+   * iteration until the lease expired.
+   */
+  const worker = (c: Context, counted = true) => {
     const w = coord.authenticate(c.req.header(WORKER_HEADER));
-    limit(w.row.id);
+    if (counted) limit(w.row.id);
     return w;
   };
 
@@ -230,7 +237,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
   // straight into the aggregator's WebAssembly memory (a receive slot).
   const uploads = new Semaphore(coord.maxConcurrentUploads);
   app.put(`${API_PREFIX}/leases/:leaseId/result`, resultLimit, async (c) => {
-    const w = worker(c);
+    const w = worker(c, false);
     await uploads.acquire();
     const length = Number(c.req.header('content-length'));
     const slot = Number.isSafeInteger(length) && length > 0 ? coord.receiveSlot(length) : null;
@@ -244,7 +251,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
   });
 
   app.post(`${API_PREFIX}/leases/:leaseId/return`, (c) => {
-    coord.returnLease(worker(c), c.req.param('leaseId'));
+    coord.returnLease(worker(c, false), c.req.param('leaseId'));
     return c.json({ ok: true });
   });
 

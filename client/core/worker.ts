@@ -129,6 +129,10 @@ export class CoordinatorError extends Error {
   }
 }
 
+/** Tries of one result upload refused with 429 or 5xx, or lost on the network, and the first retry's delay (doubling). */
+const UPLOAD_TRIES = 5;
+const UPLOAD_RETRY_MS = 100;
+
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -397,32 +401,47 @@ export class GridWorker {
   private inflight: Promise<void> = Promise.resolve();
   private readonly returned = new Set<string>();
 
-  /** Uploads one result; never throws (a lost upload's lease expires and its task is re-issued). */
+  /**
+   * Uploads one result; never throws. A refusal that may pass (429, 5xx) or a
+   * network error is retried with backoff while the lease is ours, so finished
+   * work is not thrown away; after the last try, or on a final refusal (4xx),
+   * the result is dropped and the lease expires and its task is re-issued.
+   */
   private async upload(lease: TaskLease, body: Uint8Array, count: number, t0: number, timing: { fetch: number; compute: number; encode: number }): Promise<void> {
     const t3 = performance.now();
-    try {
-      await this.opts.beforeUpload?.(lease);
+    await this.opts.beforeUpload?.(lease);
+    for (let attempt = 1; ; attempt++) {
       if (this.returned.has(lease.leaseId)) return;
-      this.s.bytesUp += body.length;
-      const res = await this.request(PATHS.result(lease.leaseId), {
-        method: 'PUT',
-        headers: { ...this.headers(false), 'content-type': 'application/vnd.safetensors' },
-        body: body as Uint8Array<ArrayBuffer>,
-      });
-      const ack = (await res.json()) as ResultAck;
-      const t4 = performance.now();
-      this.s.tasksDone++;
-      this.s.examplesDone += count;
-      this.window.push({ at: Date.now(), examples: count });
-      this.emit({ type: 'done', taskId: lease.taskId, examples: count, seconds: (t4 - t0) / 1000, timing: { ...timing, upload: t4 - t3 }, ack, stats: this.stats });
-    } catch (e) {
-      if (e instanceof CoordinatorError) {
-        if (e.status === 401) this.reg = null;
-        this.emit({ type: 'rejected', taskId: lease.taskId, status: e.status, error: e.body });
-      } else {
-        this.emit({ type: 'offline', message: `upload of ${lease.taskId} failed: ${(e as Error).message}`, retryInMs: 0 });
+      try {
+        this.s.bytesUp += body.length;
+        const res = await this.request(PATHS.result(lease.leaseId), {
+          method: 'PUT',
+          headers: { ...this.headers(false), 'content-type': 'application/vnd.safetensors' },
+          body: body as Uint8Array<ArrayBuffer>,
+        });
+        const ack = (await res.json()) as ResultAck;
+        const t4 = performance.now();
+        this.s.tasksDone++;
+        this.s.examplesDone += count;
+        this.window.push({ at: Date.now(), examples: count });
+        this.emit({ type: 'done', taskId: lease.taskId, examples: count, seconds: (t4 - t0) / 1000, timing: { ...timing, upload: t4 - t3 }, ack, stats: this.stats });
+        return;
+      } catch (e) {
+        const transient = !(e instanceof CoordinatorError) || e.status === 429 || e.status >= 500;
+        if (transient && attempt < UPLOAD_TRIES && !this.stopCtl.signal.aborted) {
+          await sleep(UPLOAD_RETRY_MS * 2 ** (attempt - 1) * (0.5 + Math.random()), this.stopCtl.signal);
+          continue;
+        }
+        if (e instanceof CoordinatorError) {
+          if (e.status === 401) this.reg = null;
+          this.emit({ type: 'rejected', taskId: lease.taskId, status: e.status, error: e.body });
+        } else {
+          this.emit({ type: 'offline', message: `upload of ${lease.taskId} failed: ${(e as Error).message}`, retryInMs: 0 });
+        }
+        return;
       }
     }
   }
+
 
 }

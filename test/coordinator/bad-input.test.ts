@@ -191,6 +191,33 @@ describe('bad uploads are refused with no state change', () => {
     expect(statuses[4]).toBe(429);
     await tight.close();
   });
+
+  it('a result for a held lease is taken even when the worker is over its rate limit', async () => {
+    const tight = await makeRig({ normBoundPerExample: 100 });
+    try {
+      await startJob(tight, SMALL_JOB);
+      const { createApp } = await import('../../coordinator/app.ts');
+      const { sha256Hex } = await import('../../coordinator/auth.ts');
+      const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 0.01, burst: 1 } });
+      const reg = (await (await app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name: 't', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
+      const got = (await (await app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: reg.token }, body: JSON.stringify({ waitMs: 0 }) })).json()) as LeaseResponse;
+      const l = got.lease!;
+      // the bucket is empty now: other requests are refused...
+      const again = await app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: reg.token }, body: JSON.stringify({ waitMs: 0 }) });
+      expect(again.status).toBe(429);
+      // ...but the finished work is taken
+      const body = validBody(l);
+      const res = await app.request(PATHS.result(l.leaseId), {
+        method: 'PUT',
+        headers: { [WORKER_HEADER]: reg.token, 'content-type': 'application/vnd.safetensors', 'content-length': String(body.length) },
+        body: body as Uint8Array<ArrayBuffer>,
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { accepted: boolean }).accepted).toBe(true);
+    } finally {
+      await tight.close();
+    }
+  });
 });
 
 describe('leasing', () => {

@@ -147,4 +147,32 @@ describe('faults', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThan(0);
     ledgerCountsEachTaskOnce(rig, id);
   });
+
+  it('an upload refused with 429 or 503, or lost on the network, is retried: the finished work is not thrown away', async () => {
+    rig = await makeRig({ leaseTimeoutMs: 60_000 });
+    const id = await startJob(rig, SMALL_JOB);
+    const r = rig;
+    let failures = 0;
+    const flaky = async (input: string, init?: RequestInit): Promise<Response> => {
+      if (init?.method === 'PUT' && failures < 3) {
+        failures++;
+        if (failures === 1) return new Response(JSON.stringify({ error: 'rate-limited', detail: 'too many requests; retry in 10 ms' }), { status: 429 });
+        if (failures === 2) return new Response(JSON.stringify({ error: 'internal', detail: 'try again' }), { status: 503 });
+        throw new TypeError('connection reset');
+      }
+      return await r.fetch(input, init);
+    };
+    const events: WorkerEvent[] = [];
+    const w = await inProcessWorker(rig, 'flaky', { fetch: flaky }, events);
+    const t0 = Date.now();
+    await w.start();
+    await rig.coord.idle();
+    expect(failures).toBe(3);
+    expect(rig.coord.summary(id).state).toBe('done');
+    // no result was dropped: no lease had to expire (that takes 60 s here), none was refused
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(events.filter((e) => e.type === 'rejected')).toEqual([]);
+    expect(rig.coord.store.leasesOf(id).every((l) => l.state === 'done')).toBe(true);
+    ledgerCountsEachTaskOnce(rig, id);
+  });
 });
