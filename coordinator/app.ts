@@ -27,7 +27,7 @@ import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 export interface AppOptions {
   /** SHA-256 hex of the admin token */
   readonly adminTokenHash: string;
-  /** per worker (and per address for registration); default 50/s, burst 200 */
+  /** per worker (and per address for registration); default 200/s, burst 400 */
   readonly rateLimit?: RateLimitOptions;
   /** largest JSON body, bytes (default 64 KiB) */
   readonly maxJsonBytes?: number;
@@ -136,7 +136,7 @@ class Semaphore {
 
 export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
-  const limiter = new RateLimiter(opts.rateLimit ?? { perSecond: 50, burst: 200 });
+  const limiter = new RateLimiter(opts.rateLimit ?? { perSecond: 200, burst: 400 });
   const jsonLimit = opts.maxJsonBytes ?? JSON_LIMIT;
   const smallBody = bodyLimit({ maxSize: jsonLimit, onError: tooLarge(jsonLimit) });
 

@@ -30,7 +30,7 @@ export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir
   readonly mnistDir?: string;
   /** serve the admin and donate pages (coordinator/web) when built */
   readonly pages?: boolean;
-  /** per worker and per client address (default 50/s, burst 200) */
+  /** per worker and per client address (default 200/s, burst 400) */
   readonly rateLimit?: RateLimitOptions;
 }
 

@@ -183,7 +183,7 @@ async function main(): Promise<void> {
           log(`task ${e.taskId} refused: ${e.status} ${e.error.error}: ${e.error.detail}`);
           break;
         case 'offline':
-          log(`coordinator unreachable (${e.message}); retrying in ${e.retryInMs} ms`);
+          log(`coordinator unreachable or busy (${e.message}); retrying in ${e.retryInMs} ms`);
           break;
         case 'idle':
           if (e.reason === 'done') log('the job is done');
