@@ -51,7 +51,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { HttpError } from './errors.ts';
 import { EventBus } from './events.ts';
 import { Store, type JobRow, type WorkerRow } from './store.ts';
-import { evaluate, type Evaluation } from './trainer.ts';
+import { evaluate } from './trainer.ts';
 
 export interface TrainTestData {
   readonly train: Dataset;
@@ -627,7 +627,7 @@ export class Coordinator {
       try {
         this.evalBackendP ??= make();
         const backend = await this.evalBackendP;
-        const ev = await evaluateYielding(backend, run.cfg, params, run.test);
+        const ev = await evaluate(backend, run.cfg, params, run.test, 250);
         if (this.closed) return;
         this.store.insertEvaluation({
           job_id: run.id, iteration, phase, test_error: ev.error, test_loss: ev.loss, at: Date.now(), confusion: JSON.stringify(Array.from(ev.confusion)),
@@ -1125,20 +1125,3 @@ export function sumSquares(g: Float32Array): number {
   return s0 + s1 + s2 + s3;
 }
 
-/** The lead's evaluate() in slices, yielding to the event loop between them so leases keep flowing. */
-export async function evaluateYielding(backend: ComputeBackend, cfg: JobConfig, params: Params, test: Dataset, slice = 500): Promise<Evaluation> {
-  const K = cfg.layers[cfg.layers.length - 1]!;
-  const confusion = new Uint32Array(K * K);
-  let wrong = 0;
-  let loss = 0;
-  for (let lo = 0; lo < test.count; lo += slice) {
-    const n = Math.min(slice, test.count - lo);
-    const part = { images: test.images.subarray(lo * test.dim, (lo + n) * test.dim), labels: test.labels.subarray(lo, lo + n), count: n, dim: test.dim };
-    const ev = await evaluate(backend, cfg, params, part, 250);
-    wrong += Math.round(ev.error * n);
-    loss += ev.loss * n;
-    for (let i = 0; i < confusion.length; i++) confusion[i] += ev.confusion[i]!;
-    await new Promise<void>((r) => setImmediate(r));
-  }
-  return { error: wrong / test.count, loss: loss / test.count, confusion, count: test.count };
-}

@@ -11,7 +11,7 @@ import { MomentumSgd } from '../client/core/model/optimizer.ts';
 import { initParams, mlpLayers, type Params } from '../client/core/model/params.ts';
 import { TrainingPlan, type IterationPlan } from '../client/core/model/plan.ts';
 import { sampleRange } from '../client/core/rng.ts';
-import { computeTask, type ExampleBatch, type TaskResult } from '../client/core/task.ts';
+import { computeTask, toUnit, type ExampleBatch, type TaskResult } from '../client/core/task.ts';
 import type { Checkpoint } from './checkpoint.ts';
 
 /** Images and labels, N x dim uint8 pixels. */
@@ -64,7 +64,7 @@ export function addResults(a: TaskResult, b: TaskResult): TaskResult {
   return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
 }
 
-/** Test error, mean cross-entropy and the confusion matrix of the MLP. */
+/** Test error, mean cross-entropy and the confusion matrix of the MLP; yields to the event loop between batches. */
 export async function evaluate(
   backend: ComputeBackend,
   cfg: JobConfig,
@@ -79,9 +79,7 @@ export async function evaluate(
   let loss = 0;
   for (let lo = 0; lo < data.count; lo += batchSize) {
     const n = Math.min(batchSize, data.count - lo);
-    const x = new Float32Array(n * data.dim);
-    const px = data.images.subarray(lo * data.dim, (lo + n) * data.dim);
-    for (let i = 0; i < x.length; i++) x[i] = px[i]! / 255;
+    const x = toUnit(data.images.subarray(lo * data.dim, (lo + n) * data.dim));
     const p = await backend.predict(layers, x, n);
     for (let i = 0; i < n; i++) {
       let best = 0;
@@ -91,6 +89,8 @@ export async function evaluate(
       if (best !== label) wrong++;
       loss -= Math.log(Math.max(p[i * K + label]!, 1e-30));
     }
+    // Let a server's event loop answer requests between batches.
+    await new Promise<void>((r) => setTimeout(r, 0));
   }
   return { error: wrong / data.count, loss: loss / data.count, confusion, count: data.count };
 }
