@@ -190,6 +190,7 @@ const recordingFetch: FetchLike = async (input, init) => {
   if (res.ok && init?.method === 'POST' && new URL(input).pathname === PATHS.register) {
     try {
       token = ((await res.clone().json()) as RegisterResponse).token;
+      publish(true); // the page needs the token at once: it may close before the first task ends
     } catch {
       // GridWorker reports the malformed answer itself
     }
