@@ -37,7 +37,12 @@ export interface AppOptions {
 
 const JSON_LIMIT = 64 * 1024;
 
-type Env = { Bindings: { incoming?: { socket?: { remoteAddress?: string } } } };
+type Env = {
+  Bindings: {
+    incoming?: { socket?: { remoteAddress?: string }; iterator?(opts: { destroyOnReturn: boolean }): AsyncIterator<Uint8Array> };
+    outgoing?: { once(event: 'close', fn: () => void): unknown };
+  };
+};
 
 function fail(c: Context, e: HttpError): Response {
   for (const [k, v] of Object.entries(e.headers)) c.header(k, v);
@@ -70,46 +75,70 @@ function strings(v: unknown, field: string, max = 4096): string[] | undefined {
 }
 
 /**
+ * The chunks of a request body as they arrive. Served by @hono/node-server,
+ * straight from Node's IncomingMessage (about twice as fast for a 6.7 MB
+ * result as the web ReadableStream wrapped around it); under `app.request()`
+ * (tests), the Request's own stream.
+ */
+function bodyChunks(c: Context<Env>): AsyncIterator<Uint8Array> | null {
+  const incoming = c.env?.incoming;
+  // Not destroyed when reading stops early: the refusal (413, 408) still reaches the sender.
+  if (incoming?.iterator) return incoming.iterator({ destroyOnReturn: false });
+  const stream = c.req.raw.body;
+  if (!stream) return null;
+  const reader = stream.getReader();
+  return {
+    next: async () => {
+      const r = await reader.read();
+      return r.done ? { done: true, value: undefined } : { done: false, value: r.value };
+    },
+    return: async () => {
+      void reader.cancel().catch(() => undefined);
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+// Refusals sent before the body is read to its end close the connection
+// afterwards (Node then stops reading what is left).
+const CLOSE = { Connection: 'close' };
+
+/**
  * Reads a request body into the receive slot (or JS memory without one),
  * refusing more than `max` bytes (413) and a body that takes longer than
  * `timeoutMs` (408: a slow sender must not hold one of the few intake slots).
  */
-async function readBody(stream: ReadableStream<Uint8Array> | null, slot: ReceiveSlot | null, max: number, timeoutMs: number): Promise<Uint8Array> {
-  if (!stream) return new Uint8Array(0);
-  const reader = stream.getReader();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    void reader.cancel().catch(() => undefined);
-  }, timeoutMs);
-  const chunks: Uint8Array[] = [];
+async function readBody(chunks: AsyncIterator<Uint8Array> | null, slot: ReceiveSlot | null, max: number, timeoutMs: number): Promise<Uint8Array> {
+  if (!chunks) return new Uint8Array(0);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HttpError(408, 'upload-timeout', `the body took longer than ${timeoutMs} ms to arrive; upload again on a faster link or lease a smaller task`, CLOSE)), timeoutMs);
+  });
+  const parts: Uint8Array[] = [];
   let at = 0;
+  const limit = slot ? Math.min(slot.size, max) : max;
   try {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (timedOut) break;
-      if (done) break;
-      const limit = slot ? Math.min(slot.size, max) : max;
-      if (at + value.length > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw new HttpError(413, 'body-too-large', `body exceeds the ${limit}-byte limit`);
-      }
+      const next = chunks.next();
+      next.catch(() => undefined); // still pending when the time runs out
+      const r = await Promise.race([next, timeout]);
+      if (r.done) break;
+      const value = r.value;
+      if (at + value.length > limit) throw new HttpError(413, 'body-too-large', `body exceeds the ${limit}-byte limit`, CLOSE);
       if (slot) slot.write(at, value);
-      else chunks.push(value);
+      else parts.push(value);
       at += value.length;
     }
-  } catch (e) {
-    if (!timedOut) throw e;
   } finally {
     clearTimeout(timer);
+    void chunks.return?.()?.catch(() => undefined);
   }
-  if (timedOut) throw new HttpError(408, 'upload-timeout', `the body took longer than ${timeoutMs} ms to arrive; upload again on a faster link or lease a smaller task`);
   if (slot) return slot.view(at);
   const out = new Uint8Array(at);
   let o = 0;
-  for (const ch of chunks) {
-    out.set(ch, o);
-    o += ch.length;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
   }
   return out;
 }
@@ -177,6 +206,9 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const inm = c.req.header('If-None-Match');
     if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === '*')) return c.body(null, 304);
     coord.noteBytesOut(b.bytes.length);
+    // The coordinator may reuse a retired weights buffer only once this response has ended.
+    const outgoing = c.env?.outgoing;
+    if (outgoing) outgoing.once('close', coord.holdBlob(hash));
     c.header('Content-Type', b.type);
     c.header('Content-Length', String(b.bytes.length));
     return c.body(b.bytes as Uint8Array<ArrayBuffer>, 200);
@@ -242,7 +274,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const length = Number(c.req.header('content-length'));
     const slot = Number.isSafeInteger(length) && length > 0 ? coord.receiveSlot(length) : null;
     try {
-      const body = await readBody(c.req.raw.body, slot, coord.maxResultBytes, coord.uploadTimeoutMs);
+      const body = await readBody(bodyChunks(c), slot, coord.maxResultBytes, coord.uploadTimeoutMs);
       return c.json(coord.submitResult(w, c.req.param('leaseId'), body));
     } finally {
       slot?.release();

@@ -135,6 +135,12 @@ interface Worker {
 interface Blob {
   readonly bytes: Uint8Array;
   readonly type: string;
+  /** responses still sending `bytes` (see holdBlob) */
+  sending: number;
+  /** no longer served (an old version's weights) */
+  retired: boolean;
+  /** a weights buffer: reused for a later version once retired and sent */
+  readonly reuse: boolean;
 }
 
 interface TaskSlot {
@@ -437,17 +443,58 @@ export class Coordinator {
     this.run = null;
   }
 
-  private putBlob(bytes: Uint8Array, type: string): string {
+  private putBlob(bytes: Uint8Array, type: string, reuse = false): string {
     const hash = createHash('sha256').update(bytes).digest('hex');
-    this.blobs.set(hash, { bytes, type });
+    if (this.blobs.has(hash)) {
+      // The same content is already served (e.g. weights republished on resume): keep that entry.
+      if (reuse) this.spareWeights(bytes);
+      return hash;
+    }
+    this.blobs.set(hash, { bytes, type, sending: 0, retired: false, reuse });
     this.goneBlobs.delete(hash);
     return hash;
   }
 
   private retireWeights(hash: string): void {
+    const b = this.blobs.get(hash);
     this.blobs.delete(hash);
     this.goneBlobs.add(hash);
     if (this.goneBlobs.size > 10_000) this.goneBlobs.clear();
+    if (b) {
+      b.retired = true;
+      if (b.reuse && b.sending === 0) this.spareWeights(b.bytes);
+    }
+  }
+
+  /**
+   * Buffers for the weights blobs of later versions: writing reused memory
+   * is several times faster than fresh pages, which the OS must map in first.
+   * A buffer comes here only once nothing serves or sends it any more.
+   */
+  private readonly weightsBuffers: Uint8Array[] = [];
+
+  private spareWeights(bytes: Uint8Array): void {
+    if (this.weightsBuffers.length < 2) this.weightsBuffers.push(new Uint8Array(bytes.buffer));
+  }
+
+  /**
+   * Marks a blob as being sent; the returned function ends that. The HTTP
+   * layer calls it when the response is done (a weights buffer is reused only
+   * after its last response has ended, so no client can read a later
+   * version's bytes under this hash); where no end is reported, the buffer
+   * is simply never reused.
+   */
+  holdBlob(hash: string): () => void {
+    const b = this.blobs.get(hash);
+    if (!b) return () => undefined;
+    b.sending++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      b.sending--;
+      if (b.retired && b.reuse && b.sending === 0) this.spareWeights(b.bytes);
+    };
   }
 
   /** Publishes the weights of version t and creates the iteration's tasks. */
@@ -458,8 +505,10 @@ export class Coordinator {
     const it = run.plan.at(t);
     run.it = it;
     const prev = run.weights;
-    const bytes = encodeWeights(run.cfg, run.params, run.shapes, t, run.id);
-    const hash = this.putBlob(bytes, 'application/vnd.safetensors');
+    const spare = this.weightsBuffers.pop();
+    const bytes = encodeWeights(run.cfg, run.params, run.shapes, t, run.id, spare);
+    if (spare && bytes.buffer === spare.buffer) this.perf.weightsReused++;
+    const hash = this.putBlob(bytes, 'application/vnd.safetensors', true);
     run.weights = { hash, bytes: bytes.length, version: t };
     // The previous version stays one iteration longer for slow downloads of a stale lease; older ones go.
     if (prev && prev.hash !== hash) {
@@ -508,7 +557,7 @@ export class Coordinator {
   private previousWeights: string | null = null;
 
   /** Where the coordinator's time goes (benchmarks): seconds and bytes since start. */
-  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0, publishSeconds: 0, iterations: 0, checkpointFailures: 0 };
+  readonly perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0, publishSeconds: 0, iterations: 0, checkpointFailures: 0, weightsReused: 0 };
 
   /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
   private completeIteration(): void {

@@ -224,11 +224,12 @@ export class ProtocolError extends Error {
   }
 }
 
-/** Encodes a task result: gradients in the given order (phaseTensors order), shapes from `shapes`. */
+/** Encodes a task result: gradients in the given order (phaseTensors order), shapes from `shapes`; into `into` when it is large enough. */
 export function encodeResult(
   meta: ResultMeta,
   grads: ReadonlyMap<string, Float32Array>,
   shapes: ReadonlyMap<string, readonly number[]>,
+  into?: Uint8Array,
 ): Uint8Array {
   const entries: [string, { shape: readonly number[]; data: Float32Array }][] = [];
   for (const [name, g] of grads) {
@@ -245,7 +246,7 @@ export function encodeResult(
     count: String(meta.count),
     loss: String(meta.loss),
     correct: String(meta.correct),
-  });
+  }, into);
 }
 
 export interface DecodedResult {
@@ -310,14 +311,14 @@ export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, read
 }
 
 /** Encodes the weights of one version (every tensor of the model) for broadcast. */
-export function encodeWeights(cfg: JobConfig, params: Params, shapes: ReadonlyMap<string, readonly number[]>, version: number, jobId: string): Uint8Array {
+export function encodeWeights(cfg: JobConfig, params: Params, shapes: ReadonlyMap<string, readonly number[]>, version: number, jobId: string, into?: Uint8Array): Uint8Array {
   const entries: [string, { shape: readonly number[]; data: Float32Array }][] = [];
   for (const [name, shape] of shapes) {
     const t = params.get(name);
     if (!t) throw new Error(`encodeWeights: params lack "${name}"`);
     entries.push([name, { shape, data: t }]);
   }
-  return encodeSafetensors(entries, { format: WEIGHTS_FORMAT, version: String(version), job: jobId, layers: cfg.layers.join('-') });
+  return encodeSafetensors(entries, { format: WEIGHTS_FORMAT, version: String(version), job: jobId, layers: cfg.layers.join('-') }, into);
 }
 
 /** Decodes a weights blob into params, checking every tensor's shape. */

@@ -28,25 +28,31 @@ import { sampleRange } from './rng.ts';
 import { computeTask } from './task.ts';
 import { batchFromPartition, decodePartition, type Partition } from '../../datasets/partition.ts';
 
-/** Blobs by content hash. `kind` lets an implementation keep weights (one per iteration) out of slow storage. */
+/** A value decoded from a downloaded blob, and the check of that blob's hash (see GridWorker.blob). */
+interface Verified<T> {
+  readonly value: T;
+  readonly verified: Promise<void>;
+}
+
+/**
+ * Partition blobs by content hash. (Weights, a new blob every iteration,
+ * stay with the worker, in buffers it reuses.)
+ */
 export interface BlobCache {
   get(hash: string): Promise<Uint8Array | undefined>;
-  put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void>;
+  put(hash: string, bytes: Uint8Array): Promise<void>;
   /** hashes of cached partitions (sent with lease requests so the coordinator can prefer this worker for them) */
   partitions(): Promise<string[]>;
 }
 
-/** A cache in memory: partitions up to `maxBytes` (least recently used go first), the last two weights. */
+/** A cache in memory: partitions up to `maxBytes` (least recently used go first). */
 export class MemoryBlobCache implements BlobCache {
   private readonly parts = new Map<string, Uint8Array>();
-  private readonly weights = new Map<string, Uint8Array>();
   private bytes = 0;
 
   constructor(private readonly maxBytes = 512 * 1024 * 1024) {}
 
   async get(hash: string): Promise<Uint8Array | undefined> {
-    const w = this.weights.get(hash);
-    if (w) return w;
     const p = this.parts.get(hash);
     if (p) {
       this.parts.delete(hash);
@@ -55,12 +61,7 @@ export class MemoryBlobCache implements BlobCache {
     return p;
   }
 
-  async put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void> {
-    if (kind === 'weights') {
-      this.weights.set(hash, bytes);
-      while (this.weights.size > 2) this.weights.delete(this.weights.keys().next().value!);
-      return;
-    }
+  async put(hash: string, bytes: Uint8Array): Promise<void> {
     if (this.parts.has(hash)) return;
     this.parts.set(hash, bytes);
     this.bytes += bytes.length;
@@ -145,6 +146,29 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
+/**
+ * A response body: into `into` when it declares a length that fits (reused
+ * memory, see GridWorker.weights), else into a new buffer.
+ */
+async function readBytes(res: Response, into?: Uint8Array): Promise<Uint8Array> {
+  const length = Number(res.headers.get('content-length'));
+  if (!into || !res.body || !Number.isSafeInteger(length) || length > into.length) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  let at = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    if (at + value.length > length) {
+      void reader.cancel().catch(() => undefined);
+      throw new Error(`response body is longer than its Content-Length ${length}`);
+    }
+    into.set(value, at);
+    at += value.length;
+  }
+  if (at !== length) throw new Error(`response body ended after ${at} of ${length} bytes`);
+  return into.subarray(0, length);
+}
+
 export class GridWorker {
   private readonly cache: BlobCache;
   private readonly fetchFn: FetchLike;
@@ -158,8 +182,12 @@ export class GridWorker {
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private throttle: number;
   private running: Promise<void> | null = null;
-  private decodedWeights: { hash: string; params: Params } | null = null;
-  private decodedParts = new Map<string, Partition>();
+  private decodedWeights: { hash: string; bytes: Uint8Array; params: Params; verified: Promise<void> } | null = null;
+  /** a buffer for the next weights download (see weights()) */
+  private spareWeights: Uint8Array | null = null;
+  /** buffers for result bodies, reused once their upload is over */
+  private readonly uploadBuffers: Uint8Array[] = [];
+  private decodedParts = new Map<string, Verified<Partition>>();
   private readonly window: { at: number; examples: number }[] = [];
   private readonly s = { tasksDone: 0, examplesDone: 0, bytesUp: 0, bytesDown: 0 };
 
@@ -332,35 +360,67 @@ export class GridWorker {
     }
   }
 
-  /** A blob by hash: from the cache, else downloaded, checked against its hash, cached. */
-  private async blob(hash: string, kind: 'weights' | 'partition'): Promise<Uint8Array> {
-    const hit = await this.cache.get(hash);
-    if (hit) return hit;
+  /**
+   * A blob by hash: a partition from the cache, else downloaded (into `into`
+   * when it has room). A download's SHA-256 is checked while the task
+   * computes (WebCrypto hashes off the main thread): `verified` rejects on a
+   * mismatch, and only a verified partition is cached; runTask uploads
+   * nothing computed from a blob before it is verified.
+   */
+  private async blob(hash: string, kind: 'weights' | 'partition', into?: Uint8Array): Promise<Verified<Uint8Array>> {
+    const hit = kind === 'partition' ? await this.cache.get(hash) : undefined;
+    if (hit) return { value: hit, verified: Promise.resolve() };
     const res = await this.request(PATHS.blob(hash), { method: 'GET', signal: this.stopCtl.signal });
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    const bytes = await readBytes(res, into);
     this.s.bytesDown += bytes.length;
-    const got = await blobHash(bytes);
-    if (got !== hash) throw new Error(`blob ${hash} arrived with SHA-256 ${got}: corrupted in transit or by a proxy`);
-    await this.cache.put(hash, bytes, kind);
-    return bytes;
+    const verified = blobHash(bytes).then(async (got) => {
+      if (got !== hash) throw new Error(`blob ${hash} arrived with SHA-256 ${got}: corrupted in transit or by a proxy`);
+      if (kind === 'partition') await this.cache.put(hash, bytes);
+    });
+    verified.catch(() => undefined); // awaited by runTask; a task that fails earlier leaves it
+    return { value: bytes, verified };
   }
 
-  private async weights(lease: TaskLease): Promise<Params> {
-    if (this.decodedWeights?.hash === lease.weights.hash) return this.decodedWeights.params;
-    const { params, version } = decodeWeights(await this.blob(lease.weights.hash, 'weights'), tensorShapes(lease.config));
+  /**
+   * The weights of a lease, decoded (views of the blob). A new version is
+   * downloaded into the buffer the version before last used: nothing holds
+   * it any more (tasks run one at a time), and writing reused memory is
+   * several times faster than fresh pages.
+   */
+  private async weights(lease: TaskLease): Promise<Verified<Params>> {
+    const memo = this.decodedWeights;
+    if (memo?.hash === lease.weights.hash) return { value: memo.params, verified: memo.verified };
+    const blob = await this.blob(lease.weights.hash, 'weights', this.spareWeights ?? undefined);
+    const { params, version } = decodeWeights(blob.value, tensorShapes(lease.config));
     if (version !== lease.weights.version) throw new Error(`weights blob holds version ${version}, the lease says ${lease.weights.version}`);
-    this.decodedWeights = { hash: lease.weights.hash, params };
-    return params;
+    const entry = { hash: lease.weights.hash, bytes: blob.value, params, verified: blob.verified };
+    this.spareWeights = memo ? new Uint8Array(memo.bytes.buffer) : null;
+    this.decodedWeights = entry;
+    blob.verified.catch(() => {
+      if (this.decodedWeights === entry) this.decodedWeights = null;
+    });
+    return { value: params, verified: blob.verified };
   }
 
-  private async partition(lease: TaskLease): Promise<Partition> {
-    const hit = this.decodedParts.get(lease.partition.hash);
+  /** The bytes of the weights blob with this hash while this worker holds them (until its next weights download). */
+  weightsBlob(hash: string): Uint8Array | undefined {
+    return this.decodedWeights?.hash === hash ? this.decodedWeights.bytes : undefined;
+  }
+
+  private async partition(lease: TaskLease): Promise<Verified<Partition>> {
+    const hash = lease.partition.hash;
+    const hit = this.decodedParts.get(hash);
     if (hit) return hit;
-    const part = decodePartition(await this.blob(lease.partition.hash, 'partition'), `partition ${lease.partition.index}`);
+    const blob = await this.blob(hash, 'partition');
+    const part = decodePartition(blob.value, `partition ${lease.partition.index}`);
     if (part.lo !== lease.partition.lo || part.hi !== lease.partition.hi) throw new Error(`partition blob holds [${part.lo}, ${part.hi}), the lease says [${lease.partition.lo}, ${lease.partition.hi})`);
-    this.decodedParts.set(lease.partition.hash, part);
+    const entry = { value: part, verified: blob.verified };
+    this.decodedParts.set(hash, entry);
+    blob.verified.catch(() => {
+      if (this.decodedParts.get(hash) === entry) this.decodedParts.delete(hash);
+    });
     if (this.decodedParts.size > 64) this.decodedParts.delete(this.decodedParts.keys().next().value!);
-    return part;
+    return entry;
   }
 
   /**
@@ -374,25 +434,42 @@ export class GridWorker {
     this.emit({ type: 'task', lease });
     const t0 = performance.now();
     try {
-      const [params, part] = await Promise.all([this.weights(lease), this.partition(lease)]);
+      const [w, p] = await Promise.all([this.weights(lease), this.partition(lease)]);
+      const params = w.value;
+      const part = p.value;
       const t1 = performance.now();
       const cfg = lease.config;
       const ids = sampleRange(cfg.seed, lease.iteration, lease.partition.lo, lease.partition.hi, lease.sample.fraction);
       if (ids.length !== lease.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${lease.sample.count}: rng mismatch`);
       const r = await computeTask(this.opts.backend, cfg, params, { phase: lease.phase, iteration: lease.iteration, seed: cfg.seed, weightsVersion: lease.weights.version }, batchFromPartition(part, ids));
       const t2 = performance.now();
+      await Promise.all([w.verified, p.verified]);
       if (this.returned.has(lease.leaseId)) return; // given back while computing
+      const spare = this.uploadBuffers.pop();
       const body = encodeResult(
         { taskId: lease.taskId, leaseId: lease.leaseId, weightsVersion: lease.weights.version, count: r.count, loss: r.loss, correct: r.correct },
         r.grads,
         tensorShapes(cfg),
+        spare,
       );
+      const buffer = new Uint8Array(body.buffer);
       const t3 = performance.now();
       if (this.throttle < 1) await sleep((t2 - t0) * (1 / this.throttle - 1), this.stopCtl.signal);
       await this.inflight; // at most one upload in flight, in order
-      const upload = this.upload(lease, body, r.count, t0, { fetch: t1 - t0, compute: t2 - t1, encode: t3 - t2 });
+      const upload = this.upload(lease, body, r.count, t0, { fetch: t1 - t0, compute: t2 - t1, encode: t3 - t2 }).finally(() => {
+        if (this.uploadBuffers.length < 2) this.uploadBuffers.push(buffer);
+      });
       this.inflight = upload;
       if (this.opts.maxTasks !== undefined || this.opts.beforeUpload) await upload;
+    } catch (e) {
+      // Nothing of this task will be uploaded (a blob failed its hash check, a
+      // download or the compute failed): give the lease back, so the task is
+      // re-issued now rather than at its deadline.
+      if (this.reg && !this.returned.has(lease.leaseId)) {
+        this.returned.add(lease.leaseId);
+        await this.post(PATHS.returnLease(lease.leaseId), undefined).catch(() => undefined);
+      }
+      throw e;
     } finally {
       this.current = null;
     }
@@ -442,6 +519,5 @@ export class GridWorker {
       }
     }
   }
-
 
 }

@@ -48,9 +48,8 @@ function parseArgs(argv: string[]): Record<string, string | true> {
   return out;
 }
 
-/** Partitions on disk as DIR/<sha256>; weights (new every iteration) in memory only. */
+/** Partitions on disk as DIR/<sha256>. */
 class DiskBlobCache implements BlobCache {
-  private readonly memory = new MemoryBlobCache(0);
   private known: Set<string> | null = null;
 
   constructor(private readonly dir: string) {}
@@ -65,8 +64,6 @@ class DiskBlobCache implements BlobCache {
   }
 
   async get(hash: string): Promise<Uint8Array | undefined> {
-    const w = await this.memory.get(hash);
-    if (w) return w;
     if (!(await this.index()).has(hash)) return undefined;
     try {
       return await Deno.readFile(`${this.dir}/${hash}`);
@@ -76,8 +73,7 @@ class DiskBlobCache implements BlobCache {
     }
   }
 
-  async put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void> {
-    if (kind === 'weights') return this.memory.put(hash, bytes, kind);
+  async put(hash: string, bytes: Uint8Array): Promise<void> {
     const known = await this.index();
     if (known.has(hash)) return;
     const tmp = `${this.dir}/.${hash}.${Deno.pid}.tmp`;

@@ -279,7 +279,7 @@ const api: DonorApi = {
     const l = latest;
     if (!l) return null;
     if (filterMemo?.hash === l.weights.hash && filterMemo.n === n) return filterMemo.tiles;
-    const bytes = cache.weightsBlob(l.weights.hash);
+    const bytes = worker?.weightsBlob(l.weights.hash);
     if (!bytes) return filterMemo?.tiles ?? null;
     const { params } = decodeWeights(bytes, tensorShapes(l.config));
     const W = params.get('rbm0.W') ?? params.get('out.W');

@@ -1,8 +1,6 @@
 /**
  * The browser's BlobCache (client/core/worker.ts): partitions in IndexedDB,
- * so a returning volunteer does not download them again; weights (a new blob
- * every iteration) in memory only, the last two. The donate page's filters
- * are drawn from the latest weights held here, so they cost no download.
+ * so a returning volunteer does not download them again.
  *
  * IdbBlobCache below is the IndexedDB store itself. Blobs are content-addressed (key = SHA-256 hex), so an
  * entry never goes stale; the worker core re-checks the hash of what it
@@ -174,11 +172,10 @@ export class IdbBlobCache {
   }
 }
 
-/** Partitions in IndexedDB, weights in memory; implements the worker core's BlobCache. */
+/** Partitions in IndexedDB; implements the worker core's BlobCache. */
 export class BrowserBlobCache implements BlobCache {
   /** partition hashes known to be in IndexedDB (loaded once, then kept in step) */
   private known: Promise<Set<string>>;
-  private readonly weights = new Map<string, Uint8Array>();
   /** partition reads served from IndexedDB */
   hits = 0;
 
@@ -187,8 +184,6 @@ export class BrowserBlobCache implements BlobCache {
   }
 
   async get(hash: string): Promise<Uint8Array | undefined> {
-    const w = this.weights.get(hash);
-    if (w) return w;
     if (!(await this.known).has(hash)) return undefined;
     const bytes = await this.store.get(hash);
     if (bytes) this.hits++;
@@ -196,23 +191,12 @@ export class BrowserBlobCache implements BlobCache {
     return bytes;
   }
 
-  async put(hash: string, bytes: Uint8Array, kind: 'weights' | 'partition'): Promise<void> {
-    if (kind === 'weights') {
-      this.weights.delete(hash);
-      this.weights.set(hash, bytes);
-      while (this.weights.size > 2) this.weights.delete(this.weights.keys().next().value!);
-      return;
-    }
+  async put(hash: string, bytes: Uint8Array): Promise<void> {
     await this.store.put(hash, bytes);
     this.known = this.store.keys().then((k) => new Set(k));
   }
 
   async partitions(): Promise<string[]> {
     return [...(await this.known)];
-  }
-
-  /** The weights blob with this hash, if still held (for the filters). */
-  weightsBlob(hash: string): Uint8Array | undefined {
-    return this.weights.get(hash);
   }
 }

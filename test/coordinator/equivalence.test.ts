@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../../client/core/cpu/index.ts';
 import { tensorShapes } from '../../client/core/model/params.ts';
 import { decodeWeights } from '../../client/core/protocol.ts';
+import type { WorkerEvent } from '../../client/core/worker.ts';
 import { Trainer } from '../../coordinator/trainer.ts';
 import { dataFor, inProcessWorker, makeRig, maxAbsDiff, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
@@ -55,4 +56,42 @@ describe('coordinator reproduces the in-process trainer', () => {
       expect(rig.coord.perf.slotBodies).toBe(tasks.length);
     });
   }
+
+  it('blobs corrupted in transit are caught by their hash: nothing computed from them is uploaded, and the weights come out the same', async () => {
+    const ref = await reference();
+    rig = await makeRig();
+    const id = await startJob(rig, SMALL_JOB);
+    const r = rig;
+    let gets = 0;
+    let puts = 0;
+    const corrupted: string[] = [];
+    const lossy = async (input: string, init?: RequestInit): Promise<Response> => {
+      const res = await r.fetch(input, init);
+      if (init?.method === 'PUT') puts++;
+      if (!input.includes('/blobs/') || res.status !== 200) return res;
+      gets++;
+      if (gets !== 2 && gets !== 6) return res;
+      // One bit of a value near the end: the blob still decodes; only its hash tells.
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      bytes[bytes.length - 2]! ^= 1;
+      corrupted.push(input);
+      return new Response(bytes, { status: 200, headers: res.headers });
+    };
+    const events: WorkerEvent[] = [];
+    const w = await inProcessWorker(rig, 'lossy', { fetch: lossy, backoffMs: { initial: 10, max: 50 } }, events);
+    await w.start();
+    await rig.coord.idle();
+    expect(corrupted.length).toBe(2);
+    expect(events.filter((e) => e.type === 'offline' && /corrupted in transit/.test(e.message)).length).toBe(2);
+    const summary = rig.coord.summary(id);
+    expect(summary.state).toBe('done');
+    const tasks = rig.coord.store.tasksOf(id);
+    expect(puts).toBe(tasks.length); // one upload per task: none from a corrupted blob
+    // the two tasks computed on corrupted blobs were given back at once, not left to expire
+    const states = rig.coord.store.leasesOf(id).map((l) => l.state);
+    expect(states.filter((s) => s === 'returned').length).toBe(2);
+    expect(states.filter((s) => s !== 'returned' && s !== 'done')).toEqual([]);
+    const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+    expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
+  });
 });
