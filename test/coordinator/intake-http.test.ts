@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parseJobConfig } from '../../client/core/model/config.ts';
 import { tensorShapes, phaseTensors } from '../../client/core/model/params.ts';
 import { encodeResult, PATHS, WORKER_HEADER, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
-import { inProcessWorker, makeRig, SMALL_JOB, startJob } from './harness.ts';
+import { inProcessWorker, makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 /** Sends raw HTTP/1.1 and returns what the server answers before it closes the connection. */
 function rawExchange(port: number, head: string, chunks: Buffer[], holdMs: number): Promise<string> {
@@ -37,19 +37,27 @@ function rawExchange(port: number, head: string, chunks: Buffer[], holdMs: numbe
   });
 }
 
+/** The rig's app on a real socket; a worker registered over it, with one lease. */
+async function overHttp(r: Rig, name: string): Promise<{ server: ServerType; port: number; base: string; w: RegisterResponse; l: TaskLease }> {
+  const server = await new Promise<ServerType>((ok) => {
+    const s = serve({ fetch: r.app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  const base = `http://127.0.0.1:${port}`;
+  const w = (await (await fetch(base + PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
+  const l = ((await (await fetch(base + PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: w.token }, body: '{"waitMs":0}' })).json()) as { lease: TaskLease }).lease;
+  return { server, port, base, w, l };
+}
+
 describe('result intake over HTTP', () => {
   it('reads the body from the socket, refuses oversized and stalled bodies with 413 / 408, and keeps serving', async () => {
     const r = await makeRig({ uploadTimeoutMs: 300, maxConcurrentUploads: 1 });
     let server: ServerType | undefined;
     try {
       await startJob(r, SMALL_JOB);
-      server = await new Promise<ServerType>((ok) => {
-        const s = serve({ fetch: r.app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
-      });
-      const port = (server.address() as AddressInfo).port;
-      const base = `http://127.0.0.1:${port}`;
-      const w = (await (await fetch(base + PATHS.register, { method: 'POST', body: JSON.stringify({ name: 'sock', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
-      const l = ((await (await fetch(base + PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: w.token }, body: '{"waitMs":0}' })).json()) as { lease: TaskLease }).lease;
+      const h = await overHttp(r, 'sock');
+      server = h.server;
+      const { port, base, w, l } = h;
       const head = `PUT ${PATHS.result(l.leaseId)} HTTP/1.1\r\nHost: 127.0.0.1\r\n${WORKER_HEADER}: ${w.token}\r\nTransfer-Encoding: chunked\r\n\r\n`;
 
       // Chunked (no declared length), past the limit: 413, then the server closes.
@@ -91,13 +99,9 @@ describe('result intake over HTTP', () => {
     let server: ServerType | undefined;
     try {
       const id = await startJob(r, job);
-      server = await new Promise<ServerType>((ok) => {
-        const s = serve({ fetch: r.app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
-      });
-      const port = (server.address() as AddressInfo).port;
-      const base = `http://127.0.0.1:${port}`;
-      const probe = (await (await fetch(base + PATHS.register, { method: 'POST', body: JSON.stringify({ name: 'probe', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
-      const l = ((await (await fetch(base + PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: probe.token }, body: '{"waitMs":0}' })).json()) as { lease: TaskLease }).lease;
+      const h = await overHttp(r, 'probe');
+      server = h.server;
+      const { port, base, w: probe, l } = h;
       await fetch(base + PATHS.returnLease(l.leaseId), { method: 'POST', headers: { [WORKER_HEADER]: probe.token } });
       const hash0 = l.weights.hash;
       // A client asks for version 0 and stops reading after the first bytes.
