@@ -38,8 +38,9 @@ beforeAll(async () => {
   webDir = buildPages();
   grid = await startGrid(webDir);
   jobId = (await grid.job(JOB)).id;
+  // Started once the page watches (below): the job is short, and on a loaded
+  // machine Chromium's start-up alone can outlast it.
   worker = new GridWorker({ coordinator: grid.url, backend: await createCpuBackend(), name: 'node-cpu-1', runtime: 'node', leaseWaitMs: 2_000, throttle: 0.5 });
-  void worker.start();
   browser = await launchChromium(false);
   page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
   log.push(...watchConsole(page, 'admin'));
@@ -88,6 +89,7 @@ describe('admin page', () => {
     await page.click('#login-form button[type=submit]');
     await waitFor(async () => page.locator('#dash').isVisible(), 10_000, 'the dashboard');
     await waitFor(async () => (await page.locator('#live').textContent()) === 'live', 10_000, 'the event stream');
+    void worker.start();
     await waitFor(async () => (await page.locator('#workers tbody tr[data-runtime=node]').count()) === 1, 15_000, 'the worker in the table');
     expect(await page.locator('#workers tbody').textContent()).toContain('node-cpu-1');
     const before = await chartPoints();
