@@ -41,6 +41,8 @@ interface Verified<T> {
 export interface BlobCache {
   get(hash: string): Promise<Uint8Array | undefined>;
   put(hash: string, bytes: Uint8Array): Promise<void>;
+  /** forgets a blob (one that failed its hash check) */
+  delete(hash: string): Promise<void>;
   /** hashes of cached partitions (sent with lease requests so the coordinator can prefer this worker for them) */
   partitions(): Promise<string[]>;
 }
@@ -70,6 +72,13 @@ export class MemoryBlobCache implements BlobCache {
       this.parts.delete(h);
       this.bytes -= b.length;
     }
+  }
+
+  async delete(hash: string): Promise<void> {
+    const b = this.parts.get(hash);
+    if (!b) return;
+    this.parts.delete(hash);
+    this.bytes -= b.length;
   }
 
   async partitions(): Promise<string[]> {
@@ -362,14 +371,23 @@ export class GridWorker {
 
   /**
    * A blob by hash: a partition from the cache, else downloaded (into `into`
-   * when it has room). A download's SHA-256 is checked while the task
-   * computes (WebCrypto hashes off the main thread): `verified` rejects on a
-   * mismatch, and only a verified partition is cached; runTask uploads
-   * nothing computed from a blob before it is verified.
+   * when it has room). Its SHA-256 is checked while the task computes
+   * (WebCrypto hashes off the main thread): `verified` rejects on a
+   * mismatch, and runTask uploads nothing computed from a blob before it is
+   * verified. Only a verified download is cached; a cached copy that fails
+   * (a damaged disk cache) is deleted, so the next try downloads it.
    */
   private async blob(hash: string, kind: 'weights' | 'partition', into?: Uint8Array): Promise<Verified<Uint8Array>> {
     const hit = kind === 'partition' ? await this.cache.get(hash) : undefined;
-    if (hit) return { value: hit, verified: Promise.resolve() };
+    if (hit) {
+      const verified = blobHash(hit).then(async (got) => {
+        if (got === hash) return;
+        await this.cache.delete(hash);
+        throw new Error(`cached blob ${hash} has SHA-256 ${got}: the cache is damaged; deleted it, the next try downloads it again`);
+      });
+      verified.catch(() => undefined); // awaited by runTask
+      return { value: hit, verified };
+    }
     const res = await this.request(PATHS.blob(hash), { method: 'GET', signal: this.stopCtl.signal });
     const bytes = await readBytes(res, into);
     this.s.bytesDown += bytes.length;

@@ -82,6 +82,11 @@ class DiskBlobCache implements BlobCache {
     known.add(hash);
   }
 
+  async delete(hash: string): Promise<void> {
+    (await this.index()).delete(hash);
+    await Deno.remove(`${this.dir}/${hash}`).catch(() => undefined);
+  }
+
   async partitions(): Promise<string[]> {
     return [...(await this.index())];
   }

@@ -196,6 +196,11 @@ export class BrowserBlobCache implements BlobCache {
     this.known = this.store.keys().then((k) => new Set(k));
   }
 
+  async delete(hash: string): Promise<void> {
+    (await this.known).delete(hash);
+    await this.store.delete(hash);
+  }
+
   async partitions(): Promise<string[]> {
     return [...(await this.known)];
   }

@@ -3,11 +3,13 @@
  * trains the same weights as the in-process trainer with the same seed, up
  * to the order of float summation.
  */
+import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../../client/core/cpu/index.ts';
 import { tensorShapes } from '../../client/core/model/params.ts';
 import { decodeWeights } from '../../client/core/protocol.ts';
-import type { WorkerEvent } from '../../client/core/worker.ts';
+import { MemoryBlobCache, type WorkerEvent } from '../../client/core/worker.ts';
+import { encodePartition, partitionDataset } from '../../datasets/partition.ts';
 import { Trainer } from '../../coordinator/trainer.ts';
 import { dataFor, inProcessWorker, makeRig, maxAbsDiff, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
@@ -91,6 +93,28 @@ describe('coordinator reproduces the in-process trainer', () => {
     const states = rig.coord.store.leasesOf(id).map((l) => l.state);
     expect(states.filter((s) => s === 'returned').length).toBe(2);
     expect(states.filter((s) => s !== 'returned' && s !== 'done')).toEqual([]);
+    const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+    expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
+  });
+
+  it('a damaged partition in a worker cache is caught by its hash, deleted and downloaded again; the weights come out the same', async () => {
+    const ref = await reference();
+    const parts = partitionDataset((await dataFor(SMALL_JOB)).train, SMALL_JOB.partitions);
+    const good = encodePartition(parts[1]!);
+    const hash = createHash('sha256').update(good).digest('hex');
+    const damaged = good.slice();
+    damaged[damaged.length >> 1]! ^= 0x10; // one pixel: still decodes, only the hash tells
+    const cache = new MemoryBlobCache();
+    await cache.put(hash, damaged);
+    rig = await makeRig();
+    const id = await startJob(rig, SMALL_JOB);
+    const events: WorkerEvent[] = [];
+    const w = await inProcessWorker(rig, 'damaged-cache', { cache, backoffMs: { initial: 10, max: 50 } }, events);
+    await w.start();
+    await rig.coord.idle();
+    expect(rig.coord.summary(id).state).toBe('done');
+    expect(events.filter((e) => e.type === 'offline' && /cache is damaged/.test(e.message)).length).toBe(1);
+    expect(await cache.get(hash)).toEqual(good); // replaced by the verified download
     const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
     expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
   });

@@ -13,7 +13,8 @@
  *   in-process trainer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ import { decodeWeights } from '../../client/core/protocol.ts';
 import { spawnDenoWorker } from '../../coordinator/cli/main.ts';
 import { startServer, type RunningServer } from '../../coordinator/server.ts';
 import { Trainer } from '../../coordinator/trainer.ts';
+import { encodePartition, partitionDataset } from '../../datasets/partition.ts';
 import { dataFor, MNIST_DIR, waitFor } from '../coordinator/harness.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -67,8 +69,8 @@ function exited(p: ChildProcess): Promise<number | null> {
   return p.exitCode !== null || p.signalCode !== null ? Promise.resolve(p.exitCode) : new Promise((r) => p.once('exit', (code) => r(code)));
 }
 
-function worker(url: string, name: string, extra: string[] = []): ChildProcess {
-  const p = spawnDenoWorker(url, { backend: 'cpu', cache: join(tmp(), 'cache'), name, extra: ['--exit-when-done', '--quiet', ...extra] });
+function worker(url: string, name: string, extra: string[] = [], cache = join(tmp(), 'cache')): ChildProcess {
+  const p = spawnDenoWorker(url, { backend: 'cpu', cache, name, extra: ['--exit-when-done', '--quiet', ...extra] });
   children.push(p);
   return p;
 }
@@ -133,6 +135,31 @@ describe('end to end with Deno workers', () => {
     expect(done.length).toBe(tasks.length);
     expect(new Set(done.map((l) => l.task_id)).size).toBe(tasks.length);
     expect(tasks.find((t) => t.id === lease.task_id)!.attempts).toBe(2);
+  }, 90_000);
+
+  it('a damaged partition in a Deno worker\'s disk cache is caught by its hash, deleted, downloaded again', async () => {
+    const parts = partitionDataset((await dataFor(FAULT_JOB)).train, FAULT_JOB.partitions);
+    const good = encodePartition(parts[0]!);
+    const hash = createHash('sha256').update(good).digest('hex');
+    const cache = join(tmp(), 'cache');
+    mkdirSync(cache);
+    const damaged = good.slice();
+    damaged[damaged.length >> 1]! ^= 0x10; // one pixel: still decodes, only the hash tells
+    writeFileSync(join(cache, hash), damaged);
+    const srv = await serve();
+    const job = await srv.coord.createJob(FAULT_JOB);
+    await srv.coord.action(job.id, 'start');
+    const w = worker(srv.url, 'damaged-disk', [], cache);
+    await waitFor(() => srv.coord.summary(job.id).state === 'done', 60_000, 'the job to finish');
+    expect(await exited(w)).toBe(0);
+    // the damaged copy was replaced by the verified download
+    expect(readFileSync(join(cache, hash)).equals(Buffer.from(good))).toBe(true);
+    // its first task was given back (nothing computed from the damaged copy was uploaded), then done
+    const leases = srv.coord.store.leasesOf(job.id);
+    expect(leases.filter((l) => l.state === 'returned').length).toBe(1);
+    expect(leases.filter((l) => l.state === 'expired')).toEqual([]);
+    const tasks = srv.coord.store.tasksOf(job.id);
+    expect(leases.filter((l) => l.state === 'done').length).toBe(tasks.length);
   }, 90_000);
 
   it('the coordinator SIGKILLed mid-job and restarted resumes from its checkpoint to the in-process weights', async () => {
