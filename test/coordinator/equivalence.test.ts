@@ -118,4 +118,30 @@ describe('coordinator reproduces the in-process trainer', () => {
     const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
     expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
   });
+
+  it('blobs whose Content-Length does not describe the body (as behind a compressing proxy) still train to the same weights', async () => {
+    const ref = await reference();
+    rig = await makeRig();
+    const id = await startJob(rig, SMALL_JOB);
+    const r = rig;
+    let rewritten = 0;
+    const proxy = async (input: string, init?: RequestInit): Promise<Response> => {
+      const res = await r.fetch(input, init);
+      if (!input.includes('/blobs/') || res.status !== 200) return res;
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      rewritten++;
+      const headers = new Headers(res.headers);
+      headers.set('content-length', String(bytes.length >> 2)); // the "compressed" length
+      return new Response(bytes, { status: 200, headers });
+    };
+    const events: WorkerEvent[] = [];
+    const w = await inProcessWorker(rig, 'behind-proxy', { fetch: proxy }, events);
+    await w.start();
+    await rig.coord.idle();
+    expect(rig.coord.summary(id).state).toBe('done');
+    expect(rewritten).toBeGreaterThan(SMALL_JOB.partitions);
+    expect(events.filter((e) => e.type === 'offline')).toEqual([]);
+    const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+    expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
+  });
 });
