@@ -3,7 +3,7 @@
  * trainer and by the coordinator with one local Deno worker (CPU backend),
  * examples per second of each and their ratio (goal: >= 0.9).
  *
- *   nice npx tsx bench/distributed-overhead.ts [--batch 1000|100] [--partitions P] [--rounds 3] [--job job.json] [--trace]
+ *   nice npx tsx bench/distributed-overhead.ts [--batch 1000|100] [--partitions P] [--tasks-per-lease N] [--rounds 3] [--job job.json] [--trace]
  *
  * Default job: 784-500-500-2000-10 fine-tuning on 10,000 MNIST examples,
  * 10 iterations of batch 1000 (--batch 100: 30 iterations), one task per
@@ -30,6 +30,7 @@ const f = parseFlags(process.argv.slice(2));
 const partitions = typeof f.partitions === 'string' ? Number(f.partitions) : 1;
 const rounds = typeof f.rounds === 'string' ? Number(f.rounds) : 3;
 const batch = typeof f.batch === 'string' ? Number(f.batch) : 1000;
+const perLease = typeof f['tasks-per-lease'] === 'string' ? f['tasks-per-lease'] : '1';
 const MNIST = resolve(import.meta.dirname, '../../shared/datasets/mnist');
 const cfg: JobConfig = parseJobConfig(
   typeof f.job === 'string'
@@ -74,7 +75,7 @@ async function distributed(): Promise<Rate> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
   const srv = await startServer({ port: 0, dataDir: dir, adminToken: 'bench-admin-token-0123456789', mnistDir: MNIST, pages: false, log: () => undefined, evalBackend: undefined });
   const job = await srv.coord.createJob(cfg);
-  const w = spawnDenoWorker(srv.url, { backend: 'cpu', name: 'bench', extra: ['--exit-when-done', '--quiet', ...(f.trace ? ['--trace'] : [])] });
+  const w = spawnDenoWorker(srv.url, { backend: 'cpu', name: 'bench', extra: ['--exit-when-done', '--quiet', '--tasks-per-lease', perLease, ...(f.trace ? ['--trace'] : [])] });
   // Deno's start-up excluded, like the trainer's data loading; the first blob downloads included.
   let first = 0;
   let afterFirst = 0;
@@ -109,7 +110,7 @@ async function distributed(): Promise<Rate> {
   return { whole: examples / ((end - first) / 1000), steady: (examples - m[0]!.count) / ((end - afterFirst) / 1000) };
 }
 
-console.log(`job: ${cfg.layers.join('-')}, ${cfg.trainLimit} examples, batch ${cfg.finetune.batchSize}, ${cfg.partitions} partition(s); ${rounds} rounds, each: in-process in Node, in-process in Deno, coordinator + 1 Deno worker`);
+console.log(`job: ${cfg.layers.join('-')}, ${cfg.trainLimit} examples, batch ${cfg.finetune.batchSize}, ${cfg.partitions} partition(s), worker takes up to ${perLease} task(s) per lease; ${rounds} rounds, each: in-process in Node, in-process in Deno, coordinator + 1 Deno worker`);
 const ratios = { node: [] as number[], deno: [] as number[], nodeSteady: [] as number[], denoSteady: [] as number[] };
 for (let i = 1; i <= rounds; i++) {
   const n = rate(await runInProcess(cfg, MNIST));

@@ -10,6 +10,7 @@ import { streamSSE } from 'hono/streaming';
 import {
   API_PREFIX,
   HASH_PATTERN,
+  MAX_TASKS_PER_REQUEST,
   PATHS,
   SAFETENSORS_TYPE,
   WORKER_HEADER,
@@ -252,7 +253,11 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const w = worker(c);
     const b = await readJson<Partial<LeaseRequest>>(c);
     const waitMs = typeof b.waitMs === 'number' && Number.isFinite(b.waitMs) ? b.waitMs : 0;
-    return c.json(await coord.lease(w, strings(b.cached, 'cached'), waitMs));
+    const maxTasks = b.maxTasks === undefined ? 1 : b.maxTasks;
+    if (!Number.isInteger(maxTasks) || maxTasks < 1 || maxTasks > MAX_TASKS_PER_REQUEST) {
+      throw new HttpError(400, 'bad-request', `"maxTasks" must be an integer from 1 to ${MAX_TASKS_PER_REQUEST}`);
+    }
+    return c.json(await coord.lease(w, strings(b.cached, 'cached'), waitMs, maxTasks));
   });
 
   // A declared length over the limit is refused before reading; readBody()

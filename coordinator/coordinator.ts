@@ -198,6 +198,7 @@ interface ActiveRun {
 
 interface Waiter {
   readonly worker: Worker;
+  readonly maxTasks: number;
   readonly resolve: (r: LeaseResponse) => void;
   timer: ReturnType<typeof setTimeout>;
 }
@@ -898,19 +899,23 @@ export class Coordinator {
 
   // ---------------------------------------------------------------- leasing
 
-  /** A lease now, or after a long-poll of up to waitMs, or the reason there is none. */
-  lease(w: Worker, cached: readonly string[] | undefined, waitMs: number): Promise<LeaseResponse> {
+  /**
+   * A lease now (and up to maxTasks - 1 more of the same iteration), or after
+   * a long-poll of up to waitMs, or the reason there is none.
+   */
+  lease(w: Worker, cached: readonly string[] | undefined, waitMs: number, maxTasks = 1): Promise<LeaseResponse> {
     if (cached) w.cached = new Set(cached);
-    const now = this.tryLease(w);
+    const now = this.tryLease(w, maxTasks);
     const wait = Math.min(Math.max(0, waitMs), this.opts.maxLeaseWaitMs);
     if (now.lease || now.reason === 'done' || wait === 0) return Promise.resolve(now);
     return new Promise((resolve) => {
       const waiter: Waiter = {
         worker: w,
+        maxTasks,
         resolve,
         timer: setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== waiter);
-          resolve(this.tryLease(w));
+          resolve(this.tryLease(w, maxTasks));
         }, wait),
       };
       this.waiters.push(waiter);
@@ -923,16 +928,38 @@ export class Coordinator {
   }
 
   /**
-   * Picks a pending task for the worker: one whose partition it has cached if
-   * any; else the one whose partition the fewest other active workers hold,
-   * leaving cached partitions to the workers that have them.
+   * Leases pending tasks to the worker: up to maxTasks, but no more than its
+   * share of what is pending among it and the workers waiting for tasks.
    */
-  private tryLease(w: Worker): LeaseResponse {
+  private tryLease(w: Worker, maxTasks = 1): LeaseResponse {
     const run = this.run;
     if (!run) return this.noLease(this.store.jobs().some((j) => j.state === 'done') ? 'done' : 'no-job');
     const state = this.store.job(run.id)!.state;
     if (state === 'paused') return this.noLease('paused');
     if (run.iteration >= run.plan.totalIterations || !run.it) return this.noLease('done');
+    const pending = run.slots.filter((s) => s.state === 'pending').length;
+    const others = this.waiters.filter((x) => x.worker !== w).length;
+    const k = Math.min(maxTasks, Math.ceil(pending / (1 + others)));
+    const slots: TaskSlot[] = [];
+    while (slots.length < k) {
+      const slot = this.pick(run, w);
+      if (!slot) break;
+      slot.state = 'leased'; // taken: the next pick skips it (issue() below records the lease)
+      slots.push(slot);
+    }
+    if (!slots.length) return this.noLease('waiting');
+    // A bundle is computed in one go: each of its leases gets the time of all.
+    const timeoutMs = this.opts.leaseTimeoutMs * slots.length;
+    const [first, ...more] = slots.map((s) => this.issue(run, s, w, timeoutMs));
+    return more.length ? { lease: first!, more } : { lease: first! };
+  }
+
+  /**
+   * A pending task for the worker: one whose partition it has cached if any;
+   * else the one whose partition the fewest other active workers hold,
+   * leaving cached partitions to the workers that have them.
+   */
+  private pick(run: ActiveRun, w: Worker): TaskSlot | null {
     let best: TaskSlot | null = null;
     let bestScore = Infinity;
     for (const s of run.slots) {
@@ -949,14 +976,13 @@ export class Coordinator {
         best = s;
       }
     }
-    if (!best) return this.noLease('waiting');
-    return { lease: this.issue(run, best, w) };
+    return best;
   }
 
-  private issue(run: ActiveRun, slot: TaskSlot, w: Worker): TaskLease {
+  private issue(run: ActiveRun, slot: TaskSlot, w: Worker, timeoutMs: number): TaskLease {
     const now = Date.now();
     const id = randomUUID();
-    const deadline = now + this.opts.leaseTimeoutMs;
+    const deadline = now + timeoutMs;
     slot.state = 'leased';
     slot.leaseId = id;
     slot.workerId = w.row.id;
@@ -979,7 +1005,7 @@ export class Coordinator {
       weights: { hash: weights.hash, bytes: weights.bytes, version: weights.version },
       partition: { hash: p.hash, bytes: p.bytes, index: p.index, lo: p.lo, hi: p.hi },
       sample: { fraction: run.it!.fraction, count: slot.expected },
-      timeoutMs: this.opts.leaseTimeoutMs,
+      timeoutMs,
     };
   }
 
@@ -994,7 +1020,7 @@ export class Coordinator {
       ...this.waiters.filter((x) => ![...x.worker.cached].some((h) => pendingHashes.has(h))),
     ];
     for (const waiter of ordered) {
-      const r = this.tryLease(waiter.worker);
+      const r = this.tryLease(waiter.worker, waiter.maxTasks);
       if (!r.lease && r.reason === 'waiting') continue;
       if (!r.lease && (r.reason === 'paused' || r.reason === 'no-job')) continue;
       clearTimeout(waiter.timer);
@@ -1072,20 +1098,25 @@ export class Coordinator {
       this.store.bumpJob(l.jobId, 'rejected_results');
       throw e;
     };
-    if (l.workerId !== w.row.id) reject(new HttpError(403, 'foreign-lease', `lease ${leaseId} was issued to another worker`));
-    if (l.state === 'done') reject(new HttpError(409, 'duplicate-result', `lease ${leaseId} was already answered; its result counts once`));
     const run = this.run;
-    const late = (why: string): never => {
-      w.row.late++;
-      this.store.updateWorker(w.row.id, { late: w.row.late });
-      this.store.bumpJob(l.jobId, 'late_results');
-      throw new HttpError(410, 'lease-expired', `lease ${leaseId} ${why}; the result was dropped, lease a new task`);
+    /** The open task slot this worker's lease answers; refuses a foreign, answered or late lease. */
+    const openSlot = (x: LeaseInfo): TaskSlot => {
+      if (x.workerId !== w.row.id) reject(new HttpError(403, 'foreign-lease', `lease ${x.id} was issued to another worker`));
+      if (x.state === 'done') reject(new HttpError(409, 'duplicate-result', `lease ${x.id} was already answered; its result counts once`));
+      const late = (why: string): never => {
+        w.row.late++;
+        this.store.updateWorker(w.row.id, { late: w.row.late });
+        this.store.bumpJob(l.jobId, 'late_results');
+        throw new HttpError(410, 'lease-expired', `lease ${x.id} ${why}; the result was dropped, lease a new task`);
+      };
+      if (x.state === 'active' && Date.now() > x.deadline) this.expireLease(x, 'expired');
+      if (x.state !== 'active') late(`${x.state === 'returned' ? 'was returned' : 'expired'} before the result came`);
+      if (!run || run.id !== x.jobId || run.iteration !== x.iteration) late('belongs to an iteration that is over');
+      const slot = run!.slots[x.partition]!;
+      if (slot.state === 'done' || slot.leaseId !== x.id) late('was superseded: the task was re-issued');
+      return slot;
     };
-    if (l.state === 'active' && Date.now() > l.deadline) this.expireLease(l, 'expired');
-    if (l.state !== 'active') late(`${l.state === 'returned' ? 'was returned' : 'expired'} before the result came`);
-    if (!run || run.id !== l.jobId || run.iteration !== l.iteration) late('belongs to an iteration that is over');
-    const slot = run!.slots[l.partition]!;
-    if (slot.state === 'done' || slot.leaseId !== l.id) late('was superseded: the task was re-issued');
+    const slot = openSlot(l);
 
     const tStart = performance.now();
     let decoded;
@@ -1099,11 +1130,21 @@ export class Coordinator {
     if (meta.leaseId !== l.id || meta.taskId !== l.taskId) {
       reject(new HttpError(400, 'malformed-result', `metadata names lease ${meta.leaseId} / task ${meta.taskId}, the upload is for lease ${l.id} / task ${l.taskId}`));
     }
+    // A bundle: the other leases of this iteration the result sums in (LeaseResponse.more).
+    const ids = meta.bundle ?? [];
+    if (new Set([l.id, ...ids]).size !== ids.length + 1) reject(new HttpError(400, 'malformed-result', `"bundle" names a lease twice`));
+    const bundled = ids.map((id) => {
+      const x = this.leases.get(id) ?? (this.store.lease(id) ? this.findLease(id) : null);
+      if (!x) return reject(new HttpError(404, 'unknown-lease', `"bundle" names lease ${id}, which was never issued`));
+      return { lease: x, slot: openSlot(x) };
+    });
+    const all = [{ lease: l, slot }, ...bundled];
     if (meta.weightsVersion !== l.iteration) {
       reject(new HttpError(409, 'stale-weights', `result computed on weights version ${meta.weightsVersion}, the lease is for version ${l.iteration}`));
     }
-    if (meta.count !== slot.expected) {
-      reject(new HttpError(422, 'count-mismatch', `result counts ${meta.count} examples, the task samples ${slot.expected}`));
+    const expected = all.reduce((n, x) => n + x.slot.expected, 0);
+    if (meta.count !== expected) {
+      reject(new HttpError(422, 'count-mismatch', `result counts ${meta.count} examples, the ${all.length > 1 ? `${all.length} tasks sample` : 'task samples'} ${expected}`));
     }
     let sq = 0;
     for (const [name, g] of grads) {
@@ -1121,21 +1162,26 @@ export class Coordinator {
     // Valid: record, aggregate.
     const tAgg = performance.now();
     const summedBefore = run!.aggregator.bytesSummed;
-    const outcome = run!.aggregator.add(slot.id, { grads, loss: meta.loss, correct: meta.correct, count: meta.count });
+    const taskIds = all.map((x) => x.slot.id);
+    const outcome = run!.aggregator.add(taskIds, { grads, loss: meta.loss, correct: meta.correct, count: meta.count });
     this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
     this.perf.aggregateBytes += run!.aggregator.bytesSummed - summedBefore;
     this.perf.validateSeconds += (tAgg - tStart) / 1000;
     this.perf.results++;
-    if (outcome !== 'added') throw new Error(`aggregator refused task ${slot.id} (${outcome}) although the ledger had it open`);
+    if (outcome !== 'added') throw new Error(`aggregator refused tasks ${taskIds.join(', ')} (${outcome}) although the ledger had them open`);
     const now = Date.now();
-    l.state = 'done';
-    slot.state = 'done';
-    w.row.tasks_done++;
+    for (const x of all) {
+      x.lease.state = 'done';
+      x.slot.state = 'done';
+    }
+    w.row.tasks_done += all.length;
     w.row.examples_done += meta.count;
     run!.bytesIn += body.length;
     this.store.tx(() => {
-      this.store.closeLease(l.id, 'done', now);
-      this.store.updateTask(slot.id, { state: 'done', done_at: now });
+      for (const x of all) {
+        this.store.closeLease(x.lease.id, 'done', now);
+        this.store.updateTask(x.slot.id, { state: 'done', done_at: now });
+      }
       this.store.updateWorker(w.row.id, { tasks_done: w.row.tasks_done, examples_done: w.row.examples_done, last_seen: now });
     });
     const ack: ResultAck = { accepted: true, taskId: slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };

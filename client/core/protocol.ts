@@ -135,7 +135,16 @@ export interface LeaseRequest {
   readonly cached?: readonly string[];
   /** long-poll: wait up to this long for a task (capped by the coordinator) */
   readonly waitMs?: number;
+  /**
+   * up to this many tasks of one iteration (1-64, default 1): the worker
+   * computes them all and uploads one result summing them, so a worker
+   * holding several partitions sends one gradient per iteration, not one per task
+   */
+  readonly maxTasks?: number;
 }
+
+/** Most tasks one lease request may take (LeaseRequest.maxTasks). */
+export const MAX_TASKS_PER_REQUEST = 64;
 
 export interface BlobRef {
   readonly hash: string;
@@ -161,7 +170,15 @@ export interface TaskLease {
 }
 
 export type LeaseResponse =
-  | { readonly lease: TaskLease }
+  | {
+      readonly lease: TaskLease;
+      /**
+       * further leases of the same iteration (maxTasks > 1): answered together
+       * with `lease` by one result uploaded for `lease`, naming these in its
+       * `bundle` metadata
+       */
+      readonly more?: readonly TaskLease[];
+    }
   | { readonly lease: null; readonly reason: 'no-job' | 'paused' | 'waiting' | 'done'; readonly retryAfterMs: number };
 
 export interface ResultAck {
@@ -208,9 +225,12 @@ export interface ResultMeta {
   readonly taskId: string;
   readonly leaseId: string;
   readonly weightsVersion: number;
+  /** examples summed: of every task the result answers */
   readonly count: number;
   readonly loss: number;
   readonly correct: number;
+  /** the other leases this result answers (LeaseResponse.more), summed in */
+  readonly bundle?: readonly string[];
 }
 
 export const RESULT_FORMAT = 'tessera-result';
@@ -246,6 +266,7 @@ export function encodeResult(
     count: String(meta.count),
     loss: String(meta.loss),
     correct: String(meta.correct),
+    ...(meta.bundle?.length ? { bundle: meta.bundle.join(',') } : {}),
   }, into);
 }
 
@@ -291,7 +312,14 @@ export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, read
   if (md.loss === undefined || md.loss.trim() === '' || !Number.isFinite(loss) || loss < 0) {
     throw new ProtocolError(422, 'non-finite', `result metadata "loss" must be a finite number >= 0, got ${JSON.stringify(md.loss)}`);
   }
-  const meta: ResultMeta = { taskId: str('taskId'), leaseId: str('leaseId'), weightsVersion: int('weightsVersion'), count: int('count'), loss, correct: int('correct') };
+  let bundle: string[] | undefined;
+  if (md.bundle !== undefined) {
+    bundle = md.bundle.split(',');
+    if (bundle.length > MAX_TASKS_PER_REQUEST - 1 || bundle.some((id) => !/^[0-9a-zA-Z-]{1,64}$/.test(id))) {
+      bad(`"bundle" must list at most ${MAX_TASKS_PER_REQUEST - 1} lease ids, comma-separated`);
+    }
+  }
+  const meta: ResultMeta = { taskId: str('taskId'), leaseId: str('leaseId'), weightsVersion: int('weightsVersion'), count: int('count'), loss, correct: int('correct'), ...(bundle ? { bundle } : {}) };
   if (meta.correct > meta.count) bad(`"correct" (${meta.correct}) exceeds "count" (${meta.count})`);
 
   const byName = new Map(spans.map((sp) => [sp.name, sp]));

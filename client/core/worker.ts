@@ -25,7 +25,7 @@ import {
   type WorkerStats,
 } from './protocol.ts';
 import { sampleRange } from './rng.ts';
-import { computeTask } from './task.ts';
+import { computeTask, type TaskResult } from './task.ts';
 import { batchFromPartition, decodePartition, type Partition } from '../../datasets/partition.ts';
 
 /** A value decoded from a downloaded blob, and the check of that blob's hash (see GridWorker.blob). */
@@ -91,7 +91,9 @@ export type WorkerEvent =
   | { readonly type: 'task'; readonly lease: TaskLease }
   | {
       readonly type: 'done';
+      /** the (first) task; `tasks` counts a bundle's */
       readonly taskId: string;
+      readonly tasks: number;
       readonly examples: number;
       readonly seconds: number;
       /** ms spent: getting the blobs, computing, encoding, uploading */
@@ -124,6 +126,13 @@ export interface WorkerOptions {
   readonly backoffMs?: { readonly initial: number; readonly max: number };
   /** stop after this many accepted tasks (tests, benchmarks) */
   readonly maxTasks?: number;
+  /**
+   * tasks of one iteration to take per lease request (default 1): computed in
+   * turn and uploaded as one summed result, so a worker holding several
+   * partitions sends one gradient per iteration; the coordinator grants at
+   * most this worker's share of what is pending
+   */
+  readonly tasksPerLease?: number;
   /** stop when the coordinator says the job is done (default false: wait for the next job) */
   readonly exitWhenDone?: boolean;
   readonly onEvent?: (e: WorkerEvent) => void;
@@ -184,6 +193,16 @@ async function readBytes(res: Response, into?: Uint8Array): Promise<Uint8Array> 
   return out;
 }
 
+/** a += b for two task results (a's arrays are reused): a bundle's sum. */
+function addResults(a: TaskResult, b: TaskResult): TaskResult {
+  for (const [name, g] of b.grads) {
+    const acc = a.grads.get(name);
+    if (!acc || acc.length !== g.length) throw new Error(`gradient "${name}" differs between the tasks of a bundle`);
+    for (let i = 0; i < g.length; i++) acc[i] += g[i]!;
+  }
+  return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
+}
+
 export class GridWorker {
   private readonly cache: BlobCache;
   private readonly fetchFn: FetchLike;
@@ -193,7 +212,8 @@ export class GridWorker {
   private paused = false;
   private resumeGate: (() => void) | null = null;
   private readonly stopCtl = new AbortController();
-  private current: TaskLease | null = null;
+  /** the leases being computed (several for a bundle) */
+  private current: readonly TaskLease[] = [];
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private throttle: number;
   private running: Promise<void> | null = null;
@@ -260,11 +280,7 @@ export class GridWorker {
     this.stopping = true;
     this.stopCtl.abort();
     this.resumeGate?.();
-    const lease = this.current;
-    if (lease && this.reg) {
-      this.returned.add(lease.leaseId);
-      await this.post(PATHS.returnLease(lease.leaseId), undefined).catch(() => undefined);
-    }
+    await this.giveBack(this.current);
     await this.running;
   }
 
@@ -342,7 +358,7 @@ export class GridWorker {
           if (!this.reg) await this.register();
           const r = await this.post<LeaseResponse>(
             PATHS.lease,
-            { cached: await this.cache.partitions(), waitMs: this.opts.leaseWaitMs ?? 20_000 },
+            { cached: await this.cache.partitions(), waitMs: this.opts.leaseWaitMs ?? 20_000, ...(this.opts.tasksPerLease ? { maxTasks: this.opts.tasksPerLease } : {}) },
             this.stopCtl.signal,
           );
           wait = backoff.initial;
@@ -352,7 +368,7 @@ export class GridWorker {
             await sleep(r.retryAfterMs, this.stopCtl.signal);
             continue;
           }
-          await this.runTask(r.lease);
+          await this.runTask(r.lease, r.more ?? []);
           if (this.opts.maxTasks !== undefined && this.s.tasksDone >= this.opts.maxTasks) break;
         } catch (e) {
           if (this.stopping) break;
@@ -447,32 +463,65 @@ export class GridWorker {
     return entry;
   }
 
+  /** Returns leases to the coordinator (best effort), so their tasks are re-issued now. */
+  private async giveBack(leases: readonly TaskLease[]): Promise<void> {
+    if (!this.reg) return;
+    for (const l of leases) {
+      if (this.returned.has(l.leaseId)) continue;
+      this.returned.add(l.leaseId);
+      await this.post(PATHS.returnLease(l.leaseId), undefined).catch(() => undefined);
+    }
+  }
+
   /**
-   * Computes a task, then uploads its result. The upload runs in the
+   * Computes a task (or a bundle: the lease and `more` of the same iteration,
+   * summed in this order), then uploads the result. The upload runs in the
    * background while the loop leases and computes the next task (one upload
    * in flight at most), so the coordinator's intake overlaps this worker's
    * compute; with maxTasks set, each upload is awaited.
    */
-  private async runTask(lease: TaskLease): Promise<void> {
-    this.current = lease;
-    this.emit({ type: 'task', lease });
+  private async runTask(lease: TaskLease, more: readonly TaskLease[] = []): Promise<void> {
+    const all = [lease, ...more];
+    this.current = all;
+    for (const l of all) this.emit({ type: 'task', lease: l });
     const t0 = performance.now();
     try {
-      const [w, p] = await Promise.all([this.weights(lease), this.partition(lease)]);
-      const params = w.value;
-      const part = p.value;
-      const t1 = performance.now();
+      for (const m of more) {
+        if (m.iteration !== lease.iteration || m.weights.hash !== lease.weights.hash) throw new Error(`lease ${m.leaseId} of a bundle is for other weights than lease ${lease.leaseId}`);
+      }
+      const w = await this.weights(lease);
+      const checks = [w.verified];
+      let fetchMs = performance.now() - t0;
+      let computeMs = 0;
+      let sum: TaskResult | null = null;
       const cfg = lease.config;
-      const ids = sampleRange(cfg.seed, lease.iteration, lease.partition.lo, lease.partition.hi, lease.sample.fraction);
-      if (ids.length !== lease.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${lease.sample.count}: rng mismatch`);
-      const r = await computeTask(this.opts.backend, cfg, params, { phase: lease.phase, iteration: lease.iteration, seed: cfg.seed, weightsVersion: lease.weights.version }, batchFromPartition(part, ids));
+      for (const l of all) {
+        const ta = performance.now();
+        const p = await this.partition(l);
+        checks.push(p.verified);
+        const tb = performance.now();
+        const ids = sampleRange(cfg.seed, l.iteration, l.partition.lo, l.partition.hi, l.sample.fraction);
+        if (ids.length !== l.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${l.sample.count}: rng mismatch`);
+        const r = await computeTask(this.opts.backend, cfg, w.value, { phase: l.phase, iteration: l.iteration, seed: cfg.seed, weightsVersion: l.weights.version }, batchFromPartition(p.value, ids));
+        sum = sum ? addResults(sum, r) : r;
+        fetchMs += tb - ta;
+        computeMs += performance.now() - tb;
+      }
       const t2 = performance.now();
-      await Promise.all([w.verified, p.verified]);
-      if (this.returned.has(lease.leaseId)) return; // given back while computing
+      await Promise.all(checks);
+      if (all.some((l) => this.returned.has(l.leaseId))) return; // given back while computing
       const spare = this.uploadBuffers.pop();
       const body = encodeResult(
-        { taskId: lease.taskId, leaseId: lease.leaseId, weightsVersion: lease.weights.version, count: r.count, loss: r.loss, correct: r.correct },
-        r.grads,
+        {
+          taskId: lease.taskId,
+          leaseId: lease.leaseId,
+          weightsVersion: lease.weights.version,
+          count: sum!.count,
+          loss: sum!.loss,
+          correct: sum!.correct,
+          ...(more.length ? { bundle: more.map((m) => m.leaseId) } : {}),
+        },
+        sum!.grads,
         tensorShapes(cfg),
         spare,
       );
@@ -480,22 +529,19 @@ export class GridWorker {
       const t3 = performance.now();
       if (this.throttle < 1) await sleep((t2 - t0) * (1 / this.throttle - 1), this.stopCtl.signal);
       await this.inflight; // at most one upload in flight, in order
-      const upload = this.upload(lease, body, r.count, t0, { fetch: t1 - t0, compute: t2 - t1, encode: t3 - t2 }).finally(() => {
+      const upload = this.upload(all, body, sum!.count, t0, { fetch: fetchMs, compute: computeMs, encode: t3 - t2 }).finally(() => {
         if (this.uploadBuffers.length < 2) this.uploadBuffers.push(buffer);
       });
       this.inflight = upload;
       if (this.opts.maxTasks !== undefined || this.opts.beforeUpload) await upload;
     } catch (e) {
-      // Nothing of this task will be uploaded (a blob failed its hash check, a
-      // download or the compute failed): give the lease back, so the task is
-      // re-issued now rather than at its deadline.
-      if (this.reg && !this.returned.has(lease.leaseId)) {
-        this.returned.add(lease.leaseId);
-        await this.post(PATHS.returnLease(lease.leaseId), undefined).catch(() => undefined);
-      }
+      // Nothing of these tasks will be uploaded (a blob failed its hash check,
+      // a download or the compute failed): give the leases back, so the tasks
+      // are re-issued now rather than at their deadline.
+      await this.giveBack(all);
       throw e;
     } finally {
-      this.current = null;
+      this.current = [];
     }
   }
 
@@ -503,16 +549,19 @@ export class GridWorker {
   private readonly returned = new Set<string>();
 
   /**
-   * Uploads one result; never throws. A refusal that may pass (429, 5xx) or a
-   * network error is retried with backoff while the lease is ours, so finished
-   * work is not thrown away; after the last try, or on a final refusal (4xx),
-   * the result is dropped and the lease expires and its task is re-issued.
+   * Uploads one result (for one lease, or a bundle: the first lease's path,
+   * the others named in its metadata); never throws. A refusal that may pass
+   * (429, 5xx) or a network error is retried with backoff while the leases
+   * are ours, so finished work is not thrown away; after the last try, or on
+   * a final refusal (4xx), the result is dropped and the leases go back (or
+   * expire) and their tasks are re-issued.
    */
-  private async upload(lease: TaskLease, body: Uint8Array, count: number, t0: number, timing: { fetch: number; compute: number; encode: number }): Promise<void> {
+  private async upload(leases: readonly TaskLease[], body: Uint8Array, count: number, t0: number, timing: { fetch: number; compute: number; encode: number }): Promise<void> {
+    const lease = leases[0]!;
     const t3 = performance.now();
     await this.opts.beforeUpload?.(lease);
     for (let attempt = 1; ; attempt++) {
-      if (this.returned.has(lease.leaseId)) return;
+      if (leases.some((l) => this.returned.has(l.leaseId))) return;
       try {
         this.s.bytesUp += body.length;
         const res = await this.request(PATHS.result(lease.leaseId), {
@@ -522,10 +571,10 @@ export class GridWorker {
         });
         const ack = (await res.json()) as ResultAck;
         const t4 = performance.now();
-        this.s.tasksDone++;
+        this.s.tasksDone += leases.length;
         this.s.examplesDone += count;
         this.window.push({ at: Date.now(), examples: count });
-        this.emit({ type: 'done', taskId: lease.taskId, examples: count, seconds: (t4 - t0) / 1000, timing: { ...timing, upload: t4 - t3 }, ack, stats: this.stats });
+        this.emit({ type: 'done', taskId: lease.taskId, tasks: leases.length, examples: count, seconds: (t4 - t0) / 1000, timing: { ...timing, upload: t4 - t3 }, ack, stats: this.stats });
         return;
       } catch (e) {
         const transient = !(e instanceof CoordinatorError) || e.status === 429 || e.status >= 500;
@@ -536,6 +585,7 @@ export class GridWorker {
         if (e instanceof CoordinatorError) {
           if (e.status === 401) this.reg = null;
           this.emit({ type: 'rejected', taskId: lease.taskId, status: e.status, error: e.body });
+          if (leases.length > 1) await this.giveBack(leases); // the bundle's other leases may still be open
         } else {
           this.emit({ type: 'offline', message: `upload of ${lease.taskId} failed: ${(e as Error).message}`, retryInMs: 0 });
         }
@@ -543,5 +593,4 @@ export class GridWorker {
       }
     }
   }
-
 }

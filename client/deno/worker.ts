@@ -3,8 +3,13 @@
  *
  *   deno run -A client/deno/worker.ts --coordinator http://localhost:8080 \
  *     [--backend auto|webgpu|cpu] [--cache DIR] [--name NAME] [--throttle 0..1] \
- *     [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N] [--trace]
+ *     [--tasks-per-lease N] [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N] [--trace]
  *
+ * --tasks-per-lease N takes up to N tasks of an iteration at a time (the
+ * coordinator grants at most this worker's share of what is pending),
+ * computes them in turn and uploads one summed result: one gradient per
+ * iteration instead of one per task when workers are fewer than partitions.
+ * --max-tasks N stops after N accepted tasks.
  * --delay-upload-ms holds every result back that long before uploading: a
  * slow link, for the fault tests.
  *
@@ -33,7 +38,7 @@ declare const Deno: {
 };
 
 const USAGE = `usage: deno run -A client/deno/worker.ts --coordinator URL [--backend auto|webgpu|cpu] [--cache DIR] [--name NAME]
-       [--throttle 0..1] [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N]`;
+       [--throttle 0..1] [--tasks-per-lease N] [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N] [--trace]`;
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
@@ -148,6 +153,11 @@ async function main(): Promise<void> {
   const cache = typeof args.cache === 'string' ? new DiskBlobCache(args.cache) : new MemoryBlobCache();
   let lastReport = 0;
   const trace = args.trace === true;
+  const perLease = typeof args['tasks-per-lease'] === 'string' ? Number(args['tasks-per-lease']) : 1;
+  if (!Number.isInteger(perLease) || perLease < 1 || perLease > 64) {
+    console.error(`--tasks-per-lease must be an integer from 1 to 64\n${USAGE}`);
+    Deno.exit(2);
+  }
   let leaseAt = 0;
   const worker = new GridWorker({
     coordinator,
@@ -157,6 +167,7 @@ async function main(): Promise<void> {
     runtime: 'deno',
     throttle: typeof args.throttle === 'string' ? Number(args.throttle) : 1,
     maxTasks: typeof args['max-tasks'] === 'string' ? Number(args['max-tasks']) : undefined,
+    tasksPerLease: perLease,
     exitWhenDone: args['exit-when-done'] === true,
     beforeUpload: typeof args['delay-upload-ms'] === 'string' ? () => new Promise((r) => setTimeout(r, Number(args['delay-upload-ms']))) : undefined,
     onEvent: (e) => {
@@ -170,7 +181,7 @@ async function main(): Promise<void> {
         case 'done': {
           if (trace) {
             const t = e.timing;
-            console.error(`[trace] ${e.taskId} fetch ${t.fetch.toFixed(1)} compute ${t.compute.toFixed(1)} encode ${t.encode.toFixed(1)} upload ${t.upload.toFixed(1)} ms; since lease ${(performance.now() - leaseAt).toFixed(1)} ms`);
+            console.error(`[trace] ${e.taskId}${e.tasks > 1 ? ` (+${e.tasks - 1} more)` : ''} fetch ${t.fetch.toFixed(1)} compute ${t.compute.toFixed(1)} encode ${t.encode.toFixed(1)} upload ${t.upload.toFixed(1)} ms; since lease ${(performance.now() - leaseAt).toFixed(1)} ms`);
           }
           const now = Date.now();
           if (now - lastReport > 2000) {

@@ -26,8 +26,12 @@ export interface Aggregator {
   readonly kind: string;
   /** Starts an iteration that expects exactly these tasks; drops anything held. */
   begin(tasks: readonly string[]): void;
-  /** Adds one task's sums (taking ownership of the arrays); 'duplicate' and 'unknown' change nothing. */
-  add(taskId: string, sums: Sums): AddOutcome;
+  /**
+   * Adds the sums of one task, or of several summed by one worker (taking
+   * ownership of the arrays); 'duplicate' (a task already covered, or named
+   * twice) and 'unknown' change nothing.
+   */
+  add(tasks: string | readonly string[], sums: Sums): AddOutcome;
   /** Tasks covered so far. */
   readonly covered: number;
   /** Tasks the iteration expects. */
@@ -54,8 +58,8 @@ export function mergeInto(a: PartialAggregate, b: PartialAggregate): number {
   return jsSummer.merge(a, b);
 }
 
-export function leaf(taskId: string, s: Sums): PartialAggregate {
-  return { grads: s.grads, loss: s.loss, correct: s.correct, count: s.count, covers: new Set([taskId]) };
+export function leaf(tasks: string | readonly string[], s: Sums): PartialAggregate {
+  return { grads: s.grads, loss: s.loss, correct: s.correct, count: s.count, covers: new Set(typeof tasks === 'string' ? [tasks] : tasks) };
 }
 
 /** Shared bookkeeping: the expected set and which tasks were added. */
@@ -100,11 +104,12 @@ export abstract class BaseAggregator implements Aggregator {
     return this.seen.size === this.expectedSet.size;
   }
 
-  add(taskId: string, sums: Sums): AddOutcome {
-    if (!this.expectedSet.has(taskId)) return 'unknown';
-    if (this.seen.has(taskId)) return 'duplicate';
-    this.seen.add(taskId);
-    this.push(leaf(taskId, sums));
+  add(tasks: string | readonly string[], sums: Sums): AddOutcome {
+    const ids = typeof tasks === 'string' ? [tasks] : tasks;
+    if (ids.length === 0 || ids.some((t) => !this.expectedSet.has(t))) return 'unknown';
+    if (new Set(ids).size !== ids.length || ids.some((t) => this.seen.has(t))) return 'duplicate';
+    for (const t of ids) this.seen.add(t);
+    this.push(leaf(ids, sums));
     return 'added';
   }
 

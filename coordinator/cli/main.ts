@@ -79,7 +79,8 @@ async function main(): Promise<void> {
 
   const workers: ChildProcess[] = [];
   for (let i = 0; i < nWorkers; i++) {
-    workers.push(spawnDenoWorker(url, { backend, cache: join(dataDir, 'worker-cache'), name: `local-${i}` }));
+    // Several tasks per lease: one upload per iteration while local workers are fewer than partitions.
+    workers.push(spawnDenoWorker(url, { backend, cache: join(dataDir, 'worker-cache'), name: `local-${i}`, extra: ['--tasks-per-lease', '8'] }));
   }
 
   let stopping = false;

@@ -286,3 +286,128 @@ describe('intake', () => {
     }
   });
 });
+
+describe('bundles: one result for several leases of an iteration', () => {
+  let brig: Rig;
+  let bJob: string;
+  let x: RegisterResponse;
+  let y: RegisterResponse;
+  let mine: TaskLease[];
+  let theirs: TaskLease;
+
+  const leaseFor = async (w: RegisterResponse, maxTasks?: unknown): Promise<Response> =>
+    brig.app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: w.token }, body: JSON.stringify({ waitMs: 0, ...(maxTasks === undefined ? {} : { maxTasks }) }) });
+  const bundleBody = (ls: TaskLease[], over: Partial<{ bundle: string[]; count: number }> = {}): Uint8Array =>
+    encodeResult(
+      {
+        taskId: ls[0]!.taskId,
+        leaseId: ls[0]!.leaseId,
+        weightsVersion: ls[0]!.weights.version,
+        count: over.count ?? ls.reduce((n, l) => n + l.sample.count, 0),
+        loss: 2,
+        correct: 0,
+        bundle: over.bundle ?? ls.slice(1).map((l) => l.leaseId),
+      },
+      zeros(ls[0]!),
+      tensorShapes(ls[0]!.config),
+    );
+  const send = (leaseId: string, body: Uint8Array, token = x.token): Promise<Response> =>
+    Promise.resolve(brig.app.request(PATHS.result(leaseId), { method: 'PUT', headers: { [WORKER_HEADER]: token, 'content-length': String(body.length) }, body: body as Uint8Array<ArrayBuffer> }));
+  const state = (): string => JSON.stringify({ s: brig.coord.summary(bJob).iteration, tasks: brig.coord.store.tasksOf(bJob), leases: brig.coord.store.leasesOf(bJob) });
+
+  beforeAll(async () => {
+    brig = await makeRig({ normBoundPerExample: 100 });
+    bJob = await startJob(brig, SMALL_JOB);
+    const reg = async (name: string): Promise<RegisterResponse> =>
+      (await (await brig.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: 'test' }) })).json()) as RegisterResponse;
+    x = await reg('x');
+    y = await reg('y');
+    theirs = ((await (await leaseFor(y)).json()) as { lease: TaskLease }).lease;
+    const r = (await (await leaseFor(x, 8)).json()) as { lease: TaskLease; more?: TaskLease[] };
+    mine = [r.lease, ...(r.more ?? [])];
+  });
+
+  afterAll(async () => {
+    await brig.close();
+  });
+
+  it('a lease request takes up to maxTasks of what is pending, each with the time of the whole bundle; a bad maxTasks is 400', async () => {
+    expect(mine.length).toBe(SMALL_JOB.partitions - 1); // all that was left after y's one
+    expect(new Set(mine.map((l) => l.taskId)).size).toBe(mine.length);
+    expect(mine.every((l) => l.iteration === theirs.iteration && l.weights.hash === theirs.weights.hash)).toBe(true);
+    expect(mine[0]!.timeoutMs).toBe(theirs.timeoutMs * mine.length);
+    for (const bad of [0, 65, 1.5, '3', null]) {
+      const res = await leaseFor(x, bad);
+      expect(res.status, String(bad)).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toBe('bad-request');
+    }
+  });
+
+  const cases: [string, () => Promise<Response>, number, string][] = [
+    ['a lease named twice', () => send(mine[0]!.leaseId, bundleBody(mine, { bundle: [mine[1]!.leaseId, mine[1]!.leaseId] })), 400, 'malformed-result'],
+    ['the upload\'s own lease in its bundle', () => send(mine[0]!.leaseId, bundleBody(mine, { bundle: [mine[0]!.leaseId] })), 400, 'malformed-result'],
+    ['a lease never issued', () => send(mine[0]!.leaseId, bundleBody(mine, { bundle: ['0b5e0b5e-0000-4000-8000-000000000000'] })), 404, 'unknown-lease'],
+    ['another worker\'s lease', () => send(mine[0]!.leaseId, bundleBody([...mine, theirs])), 403, 'foreign-lease'],
+    ['the count of one task only', () => send(mine[0]!.leaseId, bundleBody(mine, { count: mine[0]!.sample.count })), 422, 'count-mismatch'],
+    ['a bundle list that is not lease ids', () => send(mine[0]!.leaseId, bundleBody(mine, { bundle: ['a,b', 'c d'] })), 400, 'malformed-result'],
+  ];
+  for (const [name, go, status, code] of cases) {
+    it(`${name}: ${status} ${code}, nothing changes`, async () => {
+      const before = state();
+      const res = await go();
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as { error: string }).error).toBe(code);
+      expect(state()).toBe(before);
+    });
+  }
+
+  it('a valid bundle covers all its tasks at once; its replay is 409; the iteration completes with the last task', async () => {
+    const ok = await send(mine[0]!.leaseId, bundleBody(mine));
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ accepted: true, covered: mine.length, of: SMALL_JOB.partitions });
+    const leases = brig.coord.store.leasesOf(bJob);
+    for (const l of mine) expect(leases.find((r) => r.id === l.leaseId)!.state).toBe('done');
+    const again = await send(mine[0]!.leaseId, bundleBody(mine));
+    expect(again.status).toBe(409);
+    // a bundled lease cannot be answered again on its own either
+    const alone = encodeResult({ taskId: mine[1]!.taskId, leaseId: mine[1]!.leaseId, weightsVersion: mine[1]!.weights.version, count: mine[1]!.sample.count, loss: 1, correct: 0 }, zeros(mine[1]!), tensorShapes(mine[1]!.config));
+    expect((await send(mine[1]!.leaseId, alone)).status).toBe(409);
+    const last = encodeResult({ taskId: theirs.taskId, leaseId: theirs.leaseId, weightsVersion: theirs.weights.version, count: theirs.sample.count, loss: 1, correct: 0 }, zeros(theirs), tensorShapes(theirs.config));
+    const done = await send(theirs.leaseId, last, y.token);
+    expect(done.status).toBe(200);
+    expect(brig.coord.summary(bJob).iteration).toBe(theirs.iteration + 1);
+  });
+
+  it('workers waiting when an iteration starts share its tasks', async () => {
+    const r2 = await makeRig({ normBoundPerExample: 100 });
+    try {
+      const job = await startJob(r2, SMALL_JOB);
+      const reg = async (name: string): Promise<RegisterResponse> =>
+        (await (await r2.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: 'test' }) })).json()) as RegisterResponse;
+      const ask = async (w: RegisterResponse, waitMs: number): Promise<TaskLease[]> => {
+        const res = await r2.app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: w.token }, body: JSON.stringify({ waitMs, maxTasks: 3 }) });
+        const body = (await res.json()) as { lease: TaskLease | null; more?: TaskLease[] };
+        return body.lease ? [body.lease, ...(body.more ?? [])] : [];
+      };
+      const [solo, p, q] = [await reg('solo'), await reg('p'), await reg('q')];
+      const first = await ask(solo, 0);
+      expect(first.length).toBe(SMALL_JOB.partitions); // alone: the whole iteration
+      const waiting = [ask(p, 5_000), ask(q, 5_000)];
+      await new Promise((ok) => setTimeout(ok, 50)); // both long-polls are in
+      const body = encodeResult(
+        { taskId: first[0]!.taskId, leaseId: first[0]!.leaseId, weightsVersion: first[0]!.weights.version, count: first.reduce((n, l) => n + l.sample.count, 0), loss: 1, correct: 0, bundle: first.slice(1).map((l) => l.leaseId) },
+        zeros(first[0]!),
+        tensorShapes(first[0]!.config),
+      );
+      const res = await r2.app.request(PATHS.result(first[0]!.leaseId), { method: 'PUT', headers: { [WORKER_HEADER]: solo.token, 'content-length': String(body.length) }, body: body as Uint8Array<ArrayBuffer> });
+      expect(res.status).toBe(200);
+      const [gp, gq] = await Promise.all(waiting);
+      expect([gp.length, gq.length].sort()).toEqual([1, 2]);
+      expect(new Set([...gp, ...gq].map((l) => l.taskId)).size).toBe(SMALL_JOB.partitions);
+      expect([...gp, ...gq].every((l) => l.iteration === first[0]!.iteration + 1)).toBe(true);
+      expect(r2.coord.summary(job).iteration).toBe(first[0]!.iteration + 1);
+    } finally {
+      await r2.close();
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { decodeWeights } from '../../client/core/protocol.ts';
 import { MemoryBlobCache, type WorkerEvent } from '../../client/core/worker.ts';
 import { encodePartition, partitionDataset } from '../../datasets/partition.ts';
 import { Trainer } from '../../coordinator/trainer.ts';
-import { dataFor, inProcessWorker, makeRig, maxAbsDiff, SMALL_JOB, startJob, type Rig } from './harness.ts';
+import { dataFor, inProcessWorker, ledgerCountsEachTaskOnce, makeRig, maxAbsDiff, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 async function reference(): Promise<Map<string, Float32Array>> {
   const data = await dataFor(SMALL_JOB);
@@ -144,4 +144,31 @@ describe('coordinator reproduces the in-process trainer', () => {
     const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
     expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
   });
+
+  for (const workers of [1, 2]) {
+    it(`${workers} worker(s) taking up to 3 tasks per lease (one summed upload per bundle): same weights, every task counted once`, async () => {
+      const ref = await reference();
+      rig = await makeRig({ aggregator: 'tree', fanIn: 2 });
+      const id = await startJob(rig, SMALL_JOB);
+      const r = rig;
+      let puts = 0;
+      const counting = async (input: string, init?: RequestInit): Promise<Response> => {
+        if (init?.method === 'PUT') puts++;
+        return await r.fetch(input, init);
+      };
+      const ws = await Promise.all(Array.from({ length: workers }, (_, i) => inProcessWorker(rig!, `bundler${i}`, { fetch: counting, tasksPerLease: 3 })));
+      await Promise.all(ws.map((w) => w.start()));
+      await rig.coord.idle();
+      const summary = rig.coord.summary(id);
+      expect(summary.state).toBe('done');
+      const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+      const diff = maxAbsDiff(ref, got.params);
+      console.log(`${workers} worker(s), 3 tasks per lease: max abs weight difference vs in-process trainer ${diff.toExponential(2)}; ${puts} uploads for ${summary.totalIterations} iterations`);
+      expect(diff).toBeLessThan(1e-4);
+      ledgerCountsEachTaskOnce(rig, id);
+      const tasks = rig.coord.store.tasksOf(id);
+      expect(puts).toBeLessThan(tasks.length); // bundles: fewer uploads than tasks
+      if (workers === 1) expect(puts).toBe(summary.totalIterations); // one per iteration
+    });
+  }
 });

@@ -8,24 +8,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WorkerEvent } from '../../client/core/worker.ts';
-import { inProcessWorker, makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
-
-function ledgerCountsEachTaskOnce(rig: Rig, id: string): void {
-  const s = rig.coord.summary(id);
-  const tasks = rig.coord.store.tasksOf(id);
-  expect(tasks.length).toBe(s.totalIterations * SMALL_JOB.partitions);
-  expect(tasks.every((t) => t.state === 'done')).toBe(true);
-  const done = rig.coord.store.leasesOf(id).filter((l) => l.state === 'done');
-  expect(done.length).toBe(tasks.length);
-  expect(new Set(done.map((l) => l.task_id)).size).toBe(tasks.length);
-  // every iteration's metrics counted all its tasks' examples
-  const metrics = rig.coord.metrics(id).iterations;
-  expect(metrics.length).toBe(s.totalIterations);
-  for (const m of metrics) {
-    const expected = tasks.filter((t) => t.iteration === m.iteration).reduce((a, t) => a + t.count, 0);
-    expect(m.count).toBe(expected);
-  }
-}
+import { inProcessWorker, ledgerCountsEachTaskOnce, makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
 
 describe('faults', () => {
   let rig: Rig | undefined;

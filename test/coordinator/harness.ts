@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { createCpuBackend } from '../../client/core/cpu/index.ts';
 import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
 import { GridWorker, type WorkerEvent, type WorkerOptions } from '../../client/core/worker.ts';
@@ -125,4 +126,22 @@ export function maxAbsDiff(a: Map<string, Float32Array>, b: Map<string, Float32A
     for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
   }
   return worst;
+}
+
+/** Every task of the job done, by exactly one lease; every iteration's metrics count all its tasks' examples. */
+export function ledgerCountsEachTaskOnce(rig: Rig, id: string): void {
+  const s = rig.coord.summary(id);
+  const tasks = rig.coord.store.tasksOf(id);
+  expect(tasks.length).toBe(s.totalIterations * SMALL_JOB.partitions);
+  expect(tasks.every((t) => t.state === 'done')).toBe(true);
+  const done = rig.coord.store.leasesOf(id).filter((l) => l.state === 'done');
+  expect(done.length).toBe(tasks.length);
+  expect(new Set(done.map((l) => l.task_id)).size).toBe(tasks.length);
+  // every iteration's metrics counted all its tasks' examples
+  const metrics = rig.coord.metrics(id).iterations;
+  expect(metrics.length).toBe(s.totalIterations);
+  for (const m of metrics) {
+    const expected = tasks.filter((t) => t.iteration === m.iteration).reduce((a, t) => a + t.count, 0);
+    expect(m.count).toBe(expected);
+  }
 }

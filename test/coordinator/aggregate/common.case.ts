@@ -94,6 +94,36 @@ export function aggregatorContract(name: string, make: () => Aggregator): void {
       expect(agg.finish().count).toBe(ref.count);
     });
 
+    it('takes one partial that covers several tasks (summed by one worker); refuses one naming a covered, repeated or unknown task without effect', () => {
+      const agg = make();
+      agg.begin(['a', 'b', 'c', 'd']);
+      expect(agg.add(['a', 'zzz'], makeSums(1))).toBe('unknown');
+      expect(agg.add([], makeSums(1))).toBe('unknown');
+      expect(agg.add(['a', 'a'], makeSums(1))).toBe('duplicate');
+      expect(agg.covered).toBe(0);
+      // a and c summed by one worker, in that order
+      const ac = makeSums(1);
+      const c = makeSums(3);
+      for (const [name, g] of ac.grads) g.forEach((_, i) => (g[i] = g[i]! + c.grads.get(name)![i]!));
+      expect(agg.add(['a', 'c'], { grads: ac.grads, loss: ac.loss + c.loss, correct: ac.correct + c.correct, count: ac.count + c.count })).toBe('added');
+      expect(agg.covered).toBe(2);
+      expect(agg.has('c')).toBe(true);
+      expect(agg.add(['b', 'c'], makeSums(2))).toBe('duplicate');
+      expect(agg.covered).toBe(2);
+      agg.add('b', makeSums(2));
+      expect(agg.complete()).toBe(false);
+      agg.add('d', makeSums(4));
+      const total = agg.finish();
+      expect([...total.covers].sort()).toEqual(['a', 'b', 'c', 'd']);
+      const ref = reference([1, 2, 3, 4]);
+      expect(total.count).toBe(ref.count);
+      expect(total.correct).toBe(ref.correct);
+      for (const [name, want] of ref.grads) {
+        const got = total.grads.get(name)!;
+        for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-4);
+      }
+    });
+
     it('will not hand out an incomplete total', () => {
       const agg = make();
       agg.begin(['a', 'b', 'c']);
