@@ -111,31 +111,33 @@ describe('end to end with Deno workers', () => {
     expect(workers.reduce((a, w) => a + w.tasksDone, 0)).toBe(s.totalIterations * E2E_JOB.partitions);
   }, 180_000);
 
-  it('a Deno worker SIGKILLed mid-task: its lease is re-issued and every task is counted once', async () => {
-    const srv = await serve({ leaseTimeoutMs: 1_500 });
-    const job = await srv.coord.createJob(FAULT_JOB);
-    await srv.coord.action(job.id, 'start');
-    const victim = worker(srv.url, 'victim', ['--delay-upload-ms', '60000']);
-    const held = () => srv.coord.store.leasesOf(job.id).find((l) => l.state === 'active');
-    await waitFor(() => held() !== undefined, 30_000, 'the victim to hold a lease');
-    const lease = held()!;
-    victim.kill('SIGKILL');
-    await exited(victim);
-    const rescuer = worker(srv.url, 'rescuer');
-    await waitFor(() => srv.coord.summary(job.id).state === 'done', 60_000, 'the job to finish');
-    expect(await exited(rescuer)).toBe(0);
-    const leases = srv.coord.store.leasesOf(job.id);
-    expect(leases.find((l) => l.id === lease.id)!.state).toBe('expired');
-    const forTask = leases.filter((l) => l.task_id === lease.task_id);
-    expect(forTask.filter((l) => l.state === 'done').length).toBe(1);
-    const tasks = srv.coord.store.tasksOf(job.id);
-    expect(tasks.length).toBe(srv.coord.summary(job.id).totalIterations * FAULT_JOB.partitions);
-    expect(tasks.every((t) => t.state === 'done')).toBe(true);
-    const done = leases.filter((l) => l.state === 'done');
-    expect(done.length).toBe(tasks.length);
-    expect(new Set(done.map((l) => l.task_id)).size).toBe(tasks.length);
-    expect(tasks.find((t) => t.id === lease.task_id)!.attempts).toBe(2);
-  }, 90_000);
+  for (const perLease of [1, 2]) {
+    it(`a Deno worker SIGKILLed mid-task (${perLease} task(s) per lease): its leases are re-issued and every task is counted once`, async () => {
+      const srv = await serve({ leaseTimeoutMs: 1_500 });
+      const job = await srv.coord.createJob(FAULT_JOB);
+      await srv.coord.action(job.id, 'start');
+      const victim = worker(srv.url, 'victim', ['--delay-upload-ms', '60000', '--tasks-per-lease', String(perLease)]);
+      const active = () => srv.coord.store.leasesOf(job.id).filter((l) => l.state === 'active');
+      await waitFor(() => active().length === perLease, 30_000, 'the victim to hold its leases');
+      const lease = active()[0]!;
+      victim.kill('SIGKILL');
+      await exited(victim);
+      const rescuer = worker(srv.url, 'rescuer');
+      await waitFor(() => srv.coord.summary(job.id).state === 'done', 60_000, 'the job to finish');
+      expect(await exited(rescuer)).toBe(0);
+      const leases = srv.coord.store.leasesOf(job.id);
+      expect(leases.find((l) => l.id === lease.id)!.state).toBe('expired');
+      const forTask = leases.filter((l) => l.task_id === lease.task_id);
+      expect(forTask.filter((l) => l.state === 'done').length).toBe(1);
+      const tasks = srv.coord.store.tasksOf(job.id);
+      expect(tasks.length).toBe(srv.coord.summary(job.id).totalIterations * FAULT_JOB.partitions);
+      expect(tasks.every((t) => t.state === 'done')).toBe(true);
+      const done = leases.filter((l) => l.state === 'done');
+      expect(done.length).toBe(tasks.length);
+      expect(new Set(done.map((l) => l.task_id)).size).toBe(tasks.length);
+      expect(tasks.find((t) => t.id === lease.task_id)!.attempts).toBe(2);
+    }, 90_000);
+  }
 
   it('a damaged partition in a Deno worker\'s disk cache is caught by its hash, deleted, downloaded again', async () => {
     const parts = partitionDataset((await dataFor(FAULT_JOB)).train, FAULT_JOB.partitions);
