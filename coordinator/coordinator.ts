@@ -842,7 +842,9 @@ export class Coordinator {
   /** The worker a token belongs to; 401 for none. Marks it seen (and active again if it was lost). */
   authenticate(token: string | undefined): Worker {
     const w = token ? this.workersByToken.get(sha256Hex(token)) : undefined;
-    if (!w || w.row.state === 'left') throw new HttpError(401, 'unauthorized', 'missing or unknown worker token: register with POST /api/v1/workers');
+    if (!w) throw new HttpError(401, 'unauthorized', 'missing or unknown worker token: register with POST /api/v1/workers');
+    // A worker that left (e.g. its tab closed) stays gone: a late request of its own must not bring it back.
+    if (w.row.state === 'left') throw new HttpError(401, 'worker-left', 'this worker left the grid; register again (POST /api/v1/workers) to rejoin');
     w.row.last_seen = Date.now();
     if (w.row.state === 'lost') {
       w.row.state = 'active';
@@ -873,7 +875,13 @@ export class Coordinator {
     w.row.state = 'left';
     this.store.updateWorker(w.row.id, { state: 'left', last_seen: Date.now() });
     this.releaseLeasesOf(w.row.id, 'returned');
-    this.workersByToken.delete(w.row.token_hash);
+    // Its long-polls end empty (a lease issued to it now would only expire).
+    for (const x of this.waiters.filter((x) => x.worker === w)) {
+      clearTimeout(x.timer);
+      x.resolve(this.noLease('no-job'));
+    }
+    this.waiters = this.waiters.filter((x) => x.worker !== w);
+    // The token stays known, so its late requests get 401 worker-left (authenticate).
     this.emit({ type: 'worker', workerId: w.row.id, change: 'left' });
   }
 
@@ -932,6 +940,7 @@ export class Coordinator {
    * share of what is pending among it and the workers waiting for tasks.
    */
   private tryLease(w: Worker, maxTasks = 1): LeaseResponse {
+    if (w.row.state === 'left') return this.noLease('no-job');
     const run = this.run;
     if (!run) return this.noLease(this.store.jobs().some((j) => j.state === 'done') ? 'done' : 'no-job');
     const state = this.store.job(run.id)!.state;

@@ -70,6 +70,7 @@ export interface ApiError {
 export type ErrorCode =
   | 'bad-request'
   | 'unauthorized'
+  | 'worker-left'
   | 'forbidden'
   | 'not-found'
   | 'conflict'

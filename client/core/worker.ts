@@ -212,6 +212,11 @@ export class GridWorker {
   private paused = false;
   private resumeGate: (() => void) | null = null;
   private readonly stopCtl = new AbortController();
+  /**
+   * set when the coordinator says this worker left (its page closed, with
+   * the token): the loop ends instead of registering again
+   */
+  private leftGrid = false;
   /** the leases being computed (several for a bundle) */
   private current: readonly TaskLease[] = [];
   private heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -348,7 +353,7 @@ export class GridWorker {
       wait = Math.min(backoff.max, wait * 2);
     };
     try {
-      while (!this.stopping) {
+      while (!this.stopping && !this.leftGrid) {
         if (this.paused) {
           await new Promise<void>((r) => (this.resumeGate = r));
           this.resumeGate = null;
@@ -373,8 +378,9 @@ export class GridWorker {
         } catch (e) {
           if (this.stopping) break;
           if (e instanceof CoordinatorError && e.status === 401) {
-            this.reg = null; // the coordinator forgot us (or we left): register again
-            continue;
+            this.reg = null;
+            if (e.body.error === 'worker-left') this.leftGrid = true;
+            continue; // the coordinator forgot us: register again (unless we left)
           }
           if (e instanceof CoordinatorError && e.status < 500 && e.status !== 429) {
             // a request of ours was refused (e.g. the weights of an iteration that just ended): go on shortly
@@ -385,6 +391,7 @@ export class GridWorker {
         }
       }
     } finally {
+      if (this.leftGrid) this.emit({ type: 'idle', reason: 'left' });
       await this.inflight;
       if (this.heartbeat) clearInterval(this.heartbeat);
       if (this.reg) await this.post(PATHS.leave, undefined).catch(() => undefined);
@@ -583,7 +590,10 @@ export class GridWorker {
           continue;
         }
         if (e instanceof CoordinatorError) {
-          if (e.status === 401) this.reg = null;
+          if (e.status === 401) {
+            this.reg = null;
+            if (e.body.error === 'worker-left') this.leftGrid = true;
+          }
           this.emit({ type: 'rejected', taskId: lease.taskId, status: e.status, error: e.body });
           if (leases.length > 1) await this.giveBack(leases); // the bundle's other leases may still be open
         } else {

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PATHS, WORKER_HEADER } from '../../client/core/protocol.ts';
 import type { WorkerEvent } from '../../client/core/worker.ts';
 import { inProcessWorker, ledgerCountsEachTaskOnce, makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
 
@@ -157,5 +158,29 @@ describe('faults', () => {
     expect(events.filter((e) => e.type === 'rejected')).toEqual([]);
     expect(rig.coord.store.leasesOf(id).every((l) => l.state === 'done')).toBe(true);
     ledgerCountsEachTaskOnce(rig, id);
+  });
+
+  it('a worker that left from elsewhere (its tab closed, with its token) does not come back on its own next request', async () => {
+    rig = await makeRig({ leaseTimeoutMs: 60_000 });
+    await startJob(rig, SMALL_JOB);
+    const r = rig;
+    let token: string | null = null;
+    const spying = async (input: string, init?: RequestInit): Promise<Response> => {
+      const t = (init?.headers as Record<string, string> | undefined)?.[WORKER_HEADER];
+      if (t) token = t;
+      return await r.fetch(input, init);
+    };
+    const events: WorkerEvent[] = [];
+    const w = await inProcessWorker(rig, 'tab', { fetch: spying, exitWhenDone: false, throttle: 0.3 }, events);
+    const running = w.start();
+    await waitFor(() => events.some((e) => e.type === 'done'), 20_000, 'a task done');
+    // what the page's pagehide handler sends
+    const left = await rig.app.request(PATHS.leave, { method: 'POST', headers: { [WORKER_HEADER]: token! } });
+    expect(left.status).toBe(200);
+    await running; // the loop ends on its next request's 401 worker-left
+    expect(events.some((e) => e.type === 'idle' && e.reason === 'left')).toBe(true);
+    expect(events.filter((e) => e.type === 'registered').length).toBe(1); // it did not register again
+    const workers = (await (await rig.admin('/api/v1/admin/workers')).json()) as { workers: { state: string }[] };
+    expect(workers.workers.filter((x) => x.state === 'active')).toEqual([]);
   });
 });
