@@ -7,6 +7,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
+import { concatBytes } from '../client/core/bytes.ts';
 import {
   API_PREFIX,
   HASH_PATTERN,
@@ -134,14 +135,7 @@ async function readBody(chunks: AsyncIterator<Uint8Array> | null, slot: ReceiveS
     clearTimeout(timer);
     void chunks.return?.()?.catch(() => undefined);
   }
-  if (slot) return slot.view(at);
-  const out = new Uint8Array(at);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return slot ? slot.view(at) : concatBytes(parts);
 }
 
 /** A counting semaphore (FIFO). */

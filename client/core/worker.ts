@@ -9,6 +9,7 @@
  * Only web-standard APIs: fetch, crypto.subtle, setTimeout, AbortController.
  */
 import type { ComputeBackend } from './backend.ts';
+import { concatBytes } from './bytes.ts';
 import { tensorShapes, type Params } from './model/params.ts';
 import {
   blobHash,
@@ -183,14 +184,7 @@ async function readBytes(res: Response, into?: Uint8Array): Promise<Uint8Array> 
     else (spill ??= [into.slice(0, at)]).push(value);
     at += value.length;
   }
-  if (!spill) return into.subarray(0, at);
-  const out = new Uint8Array(at);
-  let o = 0;
-  for (const part of spill) {
-    out.set(part, o);
-    o += part.length;
-  }
-  return out;
+  return spill ? concatBytes(spill) : into.subarray(0, at);
 }
 
 /** a += b for two task results (a's arrays are reused): a bundle's sum. */

@@ -145,7 +145,6 @@ export class SimdSummer implements Summer {
   private readonly add: (dst: number, src: number, n: number) => void;
   private layout: Layout | null = null;
   private wanted = 2;
-  private capacity = 0;
   private free: number[] = [];
   /** byte offset of the block each arena-resident partial owns */
   private owner = new WeakMap<PartialAggregate, number>();
@@ -237,10 +236,10 @@ export class SimdSummer implements Summer {
       const need = blockBytes * this.wanted;
       const have = this.memory.buffer.byteLength;
       if (need > have) this.memory.grow(Math.ceil((need - have) / 65536));
-      this.capacity = Math.floor(this.memory.buffer.byteLength / Math.max(16, blockBytes));
+      const capacity = Math.floor(this.memory.buffer.byteLength / Math.max(16, blockBytes));
       this.scratch = 0;
       this.free = [];
-      for (let i = this.capacity - 1; i >= 1; i--) this.free.push(i * blockBytes);
+      for (let i = capacity - 1; i >= 1; i--) this.free.push(i * blockBytes);
     }
     this.layout = layout;
     this.owner = new WeakMap();

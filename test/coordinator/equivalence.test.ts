@@ -20,6 +20,13 @@ async function reference(): Promise<Map<string, Float32Array>> {
   return tr.params;
 }
 
+/** The job's weights as the admin API serves them. */
+async function finalWeights(rig: Rig, id: string): Promise<{ params: Map<string, Float32Array>; version: number }> {
+  const res = await rig.admin(`/api/v1/admin/jobs/${id}/weights`);
+  expect(res.status).toBe(200);
+  return decodeWeights(new Uint8Array(await res.arrayBuffer()), tensorShapes(SMALL_JOB));
+}
+
 describe('coordinator reproduces the in-process trainer', () => {
   let rig: Rig | undefined;
   afterEach(async () => {
@@ -38,9 +45,7 @@ describe('coordinator reproduces the in-process trainer', () => {
       const summary = rig.coord.summary(id);
       expect(summary.state).toBe('done');
       expect(summary.iteration).toBe(summary.totalIterations);
-      const res = await rig.admin(`/api/v1/admin/jobs/${id}/weights`);
-      expect(res.status).toBe(200);
-      const got = decodeWeights(new Uint8Array(await res.arrayBuffer()), tensorShapes(SMALL_JOB));
+      const got = await finalWeights(rig, id);
       expect(got.version).toBe(summary.totalIterations);
       const diff = maxAbsDiff(ref, got.params);
       console.log(`${workers} worker(s): max abs weight difference vs in-process trainer ${diff.toExponential(2)}`);
@@ -93,7 +98,7 @@ describe('coordinator reproduces the in-process trainer', () => {
     const states = rig.coord.store.leasesOf(id).map((l) => l.state);
     expect(states.filter((s) => s === 'returned').length).toBe(2);
     expect(states.filter((s) => s !== 'returned' && s !== 'done')).toEqual([]);
-    const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+    const got = await finalWeights(rig, id);
     expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
   });
 
@@ -115,7 +120,7 @@ describe('coordinator reproduces the in-process trainer', () => {
     expect(rig.coord.summary(id).state).toBe('done');
     expect(events.filter((e) => e.type === 'offline' && /cache is damaged/.test(e.message)).length).toBe(1);
     expect(await cache.get(hash)).toEqual(good); // replaced by the verified download
-    const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+    const got = await finalWeights(rig, id);
     expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
   });
 
@@ -141,7 +146,7 @@ describe('coordinator reproduces the in-process trainer', () => {
     expect(rig.coord.summary(id).state).toBe('done');
     expect(rewritten).toBeGreaterThan(SMALL_JOB.partitions);
     expect(events.filter((e) => e.type === 'offline')).toEqual([]);
-    const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+    const got = await finalWeights(rig, id);
     expect(maxAbsDiff(ref, got.params)).toBeLessThan(1e-4);
   });
 
@@ -161,7 +166,7 @@ describe('coordinator reproduces the in-process trainer', () => {
       await rig.coord.idle();
       const summary = rig.coord.summary(id);
       expect(summary.state).toBe('done');
-      const got = decodeWeights(new Uint8Array(await (await rig.admin(`/api/v1/admin/jobs/${id}/weights`)).arrayBuffer()), tensorShapes(SMALL_JOB));
+      const got = await finalWeights(rig, id);
       const diff = maxAbsDiff(ref, got.params);
       console.log(`${workers} worker(s), 3 tasks per lease: max abs weight difference vs in-process trainer ${diff.toExponential(2)}; ${puts} uploads for ${summary.totalIterations} iterations`);
       expect(diff).toBeLessThan(1e-4);
