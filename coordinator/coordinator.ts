@@ -27,8 +27,10 @@ import { phaseName, TrainingPlan, type IterationPlan } from '../client/core/mode
 import {
   decodeResult,
   encodeWeights,
+  PARTITION_TYPE,
   PATHS,
   ProtocolError,
+  SAFETENSORS_TYPE,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type IterationMetricsRow,
@@ -395,7 +397,7 @@ export class Coordinator {
     const partitions: PartitionBlob[] = [];
     for (const part of partitionDataset(data.train, cfg.partitions)) {
       const bytes = encodePartition(part);
-      const hash = this.putBlob(bytes, 'application/vnd.tessera.partition');
+      const hash = this.putBlob(bytes, PARTITION_TYPE);
       partitions.push({ index: part.index, lo: part.lo, hi: part.hi, hash, bytes: bytes.length });
     }
     const summer = createSummer(this.opts.summer);
@@ -509,7 +511,7 @@ export class Coordinator {
     const spare = this.weightsBuffers.pop();
     const bytes = encodeWeights(run.cfg, run.params, run.shapes, t, run.id, spare);
     if (spare && bytes.buffer === spare.buffer) this.perf.weightsReused++;
-    const hash = this.putBlob(bytes, 'application/vnd.safetensors', true);
+    const hash = this.putBlob(bytes, SAFETENSORS_TYPE, true);
     run.weights = { hash, bytes: bytes.length, version: t };
     // The previous version stays one iteration longer for slow downloads of a stale lease; older ones go.
     if (prev && prev.hash !== hash) {

@@ -16,6 +16,7 @@ import {
   decodeWeights,
   encodeResult,
   PATHS,
+  SAFETENSORS_TYPE,
   WORKER_HEADER,
   type ApiError,
   type LeaseResponse,
@@ -567,7 +568,7 @@ export class GridWorker {
         this.s.bytesUp += body.length;
         const res = await this.request(PATHS.result(lease.leaseId), {
           method: 'PUT',
-          headers: { ...this.headers(false), 'content-type': 'application/vnd.safetensors' },
+          headers: { ...this.headers(false), 'content-type': SAFETENSORS_TYPE },
           body: body as Uint8Array<ArrayBuffer>,
         });
         const ack = (await res.json()) as ResultAck;

@@ -53,11 +53,6 @@ export class AggregationError extends Error {
   }
 }
 
-/** a += b with the plain loop, coverage sets united; throws on overlap or a shape mismatch. Returns bytes summed. */
-export function mergeInto(a: PartialAggregate, b: PartialAggregate): number {
-  return jsSummer.merge(a, b);
-}
-
 export function leaf(tasks: string | readonly string[], s: Sums): PartialAggregate {
   return { grads: s.grads, loss: s.loss, correct: s.correct, count: s.count, covers: new Set(typeof tasks === 'string' ? [tasks] : tasks) };
 }
