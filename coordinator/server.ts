@@ -8,8 +8,8 @@
  * created at the first start and printed once.
  */
 import { serve, type ServerType } from '@hono/node-server';
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createCpuBackend } from '../client/core/cpu/index.ts';
 import type { JobConfig } from '../client/core/model/config.ts';
@@ -17,8 +17,10 @@ import { subset } from '../datasets/dataset.ts';
 import { loadMnist, type Mnist } from '../datasets/mnist.ts';
 import { createApp } from './app.ts';
 import type { RateLimitOptions } from './rate-limit.ts';
-import { ensureAdminToken } from './auth.ts';
+import { checkAdminToken, ensureAdminToken } from './auth.ts';
 import { Coordinator, type CoordinatorOptions, type TrainTestData } from './coordinator.ts';
+import { jobFromFile } from './job-file.ts';
+import { databaseError, datasetError, ensureWritableDataDir, exitOnOperatorError, listenError } from './operator-error.ts';
 
 export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir' | 'loadData'>> {
   readonly port?: number;
@@ -59,16 +61,31 @@ export function mnistLoader(dir: string | undefined): (cfg: JobConfig) => Promis
   };
 }
 
+/**
+ * Opens the data folder and serves it. Operator mistakes (admin token too
+ * short, data folder not writable, database or data set unreadable, port
+ * taken) reject with an OperatorError whose message is one line, and leave
+ * nothing open: the token and the folder are checked before anything
+ * starts, and a port that cannot be bound closes the coordinator again.
+ */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? ((s: string) => console.log(`[coordinator] ${s}`));
-  const coord = await Coordinator.open({
-    evalBackend: () => createCpuBackend(),
-    ...opts,
-    log,
-    dataDir: opts.dataDir,
-    loadData: mnistLoader(opts.mnistDir ?? defaultMnistDir()),
-  });
-  const token = ensureAdminToken(opts.dataDir, opts.adminToken ?? process.env.TESSERA_ADMIN_TOKEN);
+  const givenToken = opts.adminToken ?? process.env.TESSERA_ADMIN_TOKEN;
+  checkAdminToken(givenToken);
+  ensureWritableDataDir(opts.dataDir);
+  let coord: Coordinator;
+  try {
+    coord = await Coordinator.open({
+      evalBackend: () => createCpuBackend(),
+      ...opts,
+      log,
+      dataDir: opts.dataDir,
+      loadData: mnistLoader(opts.mnistDir ?? defaultMnistDir()),
+    });
+  } catch (e) {
+    throw datasetError(databaseError(join(opts.dataDir, 'state.sqlite'), e));
+  }
+  const token = ensureAdminToken(opts.dataDir, givenToken);
   let pages: ((app: import('hono').Hono) => void) | undefined;
   if (opts.pages !== false) {
     try {
@@ -80,9 +97,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   const app = createApp(coord, { adminTokenHash: token.hash, pages, rateLimit: opts.rateLimit });
   const host = opts.host ?? '127.0.0.1';
-  const server: ServerType = await new Promise((ok) => {
-    const s = serve({ fetch: app.fetch, port: opts.port ?? 8080, hostname: host }, () => ok(s));
-  });
+  const wanted = opts.port ?? 8080;
+  let server: ServerType;
+  try {
+    server = await new Promise((ok, fail) => {
+      const s = serve({ fetch: app.fetch, port: wanted, hostname: host }, () => ok(s));
+      s.once('error', fail);
+    });
+  } catch (e) {
+    await coord.close();
+    throw listenError(host, wanted, e);
+  }
   // Idle keep-alive connections stay open longer than clients' pools keep them,
   // so a client never sends on a socket the server is closing (ECONNRESET).
   const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
@@ -135,10 +160,12 @@ async function main(): Promise<void> {
   console.log(`[coordinator] listening on ${srv.url}`);
   if (srv.createdAdminToken) console.log(`[coordinator] admin token (shown once, stored hashed): ${srv.createdAdminToken}`);
   if (typeof f.job === 'string') {
-    const cfg = JSON.parse(readFileSync(f.job, 'utf8')) as unknown;
-    const job = await srv.coord.createJob(cfg);
-    console.log(`[coordinator] created job ${job.id} (${job.totalIterations} iterations)`);
-    if (f.start) await srv.coord.action(job.id, 'start');
+    try {
+      await jobFromFile(srv.coord, f.job, f.start === true, (s) => console.log(`[coordinator] ${s}`));
+    } catch (e) {
+      await srv.close();
+      throw e;
+    }
   }
   const stop = (): void => {
     void srv.close().then(() => process.exit(0));
@@ -147,4 +174,4 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main().catch(exitOnOperatorError('[coordinator]'));

@@ -11,10 +11,13 @@
  * coordinator.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_JOB } from '../../client/core/model/config.ts';
+import type { Coordinator, JobSummary } from '../coordinator.ts';
+import { jobFromFile } from '../job-file.ts';
+import { datasetError, exitOnOperatorError } from '../operator-error.ts';
 import { parseFlags, startServer } from '../server.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -41,6 +44,16 @@ const USAGE = `usage: npm start -- [options]
   --admin-token T       set the admin token (also TESSERA_ADMIN_TOKEN); else one is created at the first start
   --exit-when-done      stop everything when the job is done`;
 
+/** The job npm start runs when none is active: --job FILE's, else DEFAULT_JOB, created and started. */
+async function startMainJob(coord: Coordinator, file: string | null): Promise<JobSummary> {
+  if (file) return await jobFromFile(coord, file, true, (s) => console.log(`[main] ${s}`));
+  try {
+    return await coord.action((await coord.createJob(DEFAULT_JOB)).id, 'start');
+  } catch (e) {
+    throw datasetError(e);
+  }
+}
+
 async function main(): Promise<void> {
   const f = parseFlags(process.argv.slice(2));
   if (f.help || f.h) {
@@ -63,9 +76,12 @@ async function main(): Promise<void> {
   if (job) {
     console.log(`[main] resuming job ${job.id} (${job.name}) at iteration ${job.iteration} of ${job.totalIterations}`);
   } else {
-    const cfg = typeof f.job === 'string' ? (JSON.parse(readFileSync(f.job, 'utf8')) as unknown) : DEFAULT_JOB;
-    const created = await coord.createJob(cfg);
-    job = await coord.action(created.id, 'start');
+    try {
+      job = await startMainJob(coord, typeof f.job === 'string' ? f.job : null);
+    } catch (e) {
+      await srv.close(); // nothing half-started: no worker runs yet
+      throw e;
+    }
     console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}): ${job.totalIterations} iterations`);
   }
   const jobId = job.id;
@@ -120,4 +136,4 @@ async function main(): Promise<void> {
   });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main().catch(exitOnOperatorError('[main]'));

@@ -1,0 +1,67 @@
+/**
+ * `--job FILE [--start]`: the job a config file names, created once. Run
+ * again with the same command on the same data folder (a supervisor
+ * restarting the coordinator), it finds the job it created before (same
+ * config) and resumes it rather than creating another: a running or paused
+ * job was resumed by Coordinator.open already, a created one is started
+ * (with --start), a done one is left done. A file that cannot be read, a
+ * config that is invalid or does not fit the data, and a start that another
+ * active job blocks are OperatorErrors.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
+import type { Coordinator, JobSummary } from './coordinator.ts';
+import { datasetError, OperatorError } from './operator-error.ts';
+
+function readConfig(file: string): JobConfig {
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch (e) {
+    throw new OperatorError(`the job file ${file} cannot be read (${(e as Error).message}): pass --job with a JSON job config`, { cause: e });
+  }
+  try {
+    return parseJobConfig(input);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new OperatorError(`the job file ${file} is not a valid job config (${e.message.replace(/^invalid job config: /, '')}): fix those fields`, { cause: e });
+    throw e;
+  }
+}
+
+/** A refusal of the engine (it carries an error code) as an OperatorError; anything else as it is. */
+function refusal(what: string, fix: string, e: unknown): Error {
+  const code = (e as { code?: unknown } | null)?.code;
+  // the engine's codes are protocol ErrorCodes ('bad-request', 'conflict'); Node's are 'ENOENT' and the like
+  if (e instanceof Error && typeof code === 'string' && /^[a-z][a-z-]*$/.test(code)) {
+    return new OperatorError(`${what}: ${e.message}; ${fix}`, { cause: e });
+  }
+  return datasetError(e);
+}
+
+export async function jobFromFile(coord: Coordinator, file: string, start: boolean, log: (s: string) => void): Promise<JobSummary> {
+  const cfg = readConfig(file);
+  const same = JSON.stringify(cfg);
+  const earlier = coord
+    .jobs()
+    .filter((j) => j.state !== 'cancelled' && j.state !== 'failed' && JSON.stringify(j.config) === same)
+    .pop();
+  let job = earlier;
+  if (job) {
+    log(`job ${job.id} from ${file} exists (${job.state}, iteration ${job.iteration} of ${job.totalIterations})${job.state === 'running' || job.state === 'paused' ? ': resumed' : ''}`);
+  } else {
+    try {
+      job = await coord.createJob(cfg);
+    } catch (e) {
+      throw refusal(`the job in ${file} cannot be created`, 'fix the job file', e);
+    }
+    log(`created job ${job.id} (${job.totalIterations} iterations)`);
+  }
+  if (start && job.state === 'created') {
+    try {
+      job = await coord.action(job.id, 'start');
+    } catch (e) {
+      throw refusal(`job ${job.id} cannot start`, 'cancel the active job first (admin page or API), or leave out --start', e);
+    }
+  }
+  return job;
+}
