@@ -30,9 +30,9 @@ const PORT = 8080;
 
 const HELP = `Usage: bench/scaling/run.sh [options]   (as root)
 
-  --quick               small job (784-64-10, 4,000 examples), 15 s per point, lan and home, 1, 2 and 4 workers: under 5 minutes
+  --quick               small job (784-64-10, 4,000 examples), 15 s per point, lan and home: about 3 minutes
   --profiles a,b        lan (unshaped), home (50 Mbit/s down, 10 up), mobile (10 down, 2 up)   [lan,home,mobile; quick: lan,home]
-  --workers 1,2,4,8     worker counts                                                          [1,2,4,8; quick: 1,2,4]
+  --workers 1,2,4,8     worker counts                                                          [1,2,4,8]
   --cpu F               CPU per worker (cgroup quota), e.g. 0.4                                 [0.4]
   --seconds S           measuring time per point, from the job's start                          [40; quick: 15]
   --churn K             every K seconds one worker leaves (SIGTERM) and a fresh one joins       [off]
@@ -95,7 +95,7 @@ function options(argv: string[]): Options | null {
   const o: Options = {
     quick: q,
     profiles: (v.profiles ?? (q ? 'lan,home' : 'lan,home,mobile')).split(','),
-    workers: (v.workers ?? (q ? '1,2,4' : '1,2,4,8')).split(',').map((s) => num(s, 1, 'workers')),
+    workers: (v.workers ?? '1,2,4,8').split(',').map((s) => num(s, 1, 'workers')),
     cpu: num(v.cpu, 0.4, 'cpu'),
     seconds: num(v.seconds, q ? 15 : 40, 'seconds'),
     churn: num(v.churn, 0, 'churn'),
@@ -405,7 +405,7 @@ async function main(): Promise<number> {
   const test = await loadTest(mnist, Number(baseJob.testLimit ?? 0));
   const jobsDir = mkdtempSync(join(tmpdir(), `tessera-rig-jobs-${tag}-`));
   const points: PointResult[] = [];
-  const date = new Date().toISOString().slice(0, 16).replace(':', '');
+  const date = new Date().toISOString().slice(0, 19).replace(/:/g, '');
   const stem = join(o.out, `scaling-${date}${o.quick ? '-quick' : ''}`);
   const info: RunInfo = {
     date: new Date().toISOString(),
