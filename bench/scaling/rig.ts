@@ -39,7 +39,7 @@ const HELP = `Usage: bench/scaling/run.sh [options]   (as root)
   --job FILE            job config (coordinator --job)                  [bench/scaling/jobs/seed-finetune.json; quick: jobs/quick.json]
   --modes a,b           job-field overrides merged into the job: names of bench/scaling/modes/*.json, or paths   [sync]
   --target E            target test error, e.g. 0.1                                              [0.1; quick: 0.15]
-  --snapshot-every S    seconds between weights snapshots for the curves                         [8; quick: 2]
+  --snapshot-every S    seconds between weights snapshots for the curves                         [10; quick: 2]
   --tasks-per-lease N   the workers' --tasks-per-lease                                           [8]
   --backend B           the workers' --backend                                                   [cpu]
   --out DIR             where the table and plots go                                             [bench/results]
@@ -102,7 +102,7 @@ function options(argv: string[]): Options | null {
     job: resolve(v.job ?? join(HERE, 'jobs', q ? 'quick.json' : 'seed-finetune.json')),
     modes: (v.modes ?? 'sync').split(','),
     target: num(v.target, q ? 0.15 : 0.1, 'target'),
-    snapshotEvery: num(v['snapshot-every'], q ? 2 : 8, 'snapshot-every'),
+    snapshotEvery: num(v['snapshot-every'], q ? 2 : 10, 'snapshot-every'),
     tasksPerLease: num(v['tasks-per-lease'], 8, 'tasks-per-lease'),
     backend: v.backend ?? 'cpu',
     out: resolve(v.out ?? join(ROOT, 'bench', 'results')),
