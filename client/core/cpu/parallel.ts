@@ -1,0 +1,109 @@
+/**
+ * What the threaded CPU engine's threads share: the layout of the control
+ * block (an Int32Array over a SharedArrayBuffer) and `runPart`, which runs
+ * one thread's share of one job on the shared WebAssembly memory. The caller
+ * (threads.ts) and every helper (thread.ts) run the same code on disjoint
+ * rows of the output, so a threaded result is the one-thread result: each
+ * element is computed by the same kernel with the same summation order.
+ *
+ * Shape legend as in kernels.ts: C is M x N, the sum runs over K; elementwise
+ * kernels are M rows x N columns. Addresses are byte offsets in the memory.
+ */
+import { biasSigmoid, sampleBernoulli, sigmoidBackprop } from './kernels.ts';
+
+/** Control block slots. */
+export const CTL = {
+  /** job counter: bumped once per job; helpers wait on it */
+  GEN: 0,
+  /** helpers still working on the current job; the caller waits on it */
+  PENDING: 1,
+  OP: 2,
+  /** threads sharing the job (caller included) */
+  PARTS: 3,
+  /** set to 1 by a helper whose part threw */
+  ERROR: 4,
+  /** the job's arguments, ARG..ARG+9 */
+  ARG: 6,
+} as const;
+
+/** Bytes of the control slots; the example ids of a sampling job follow. */
+export const CTL_BYTES = 64;
+/** Example ids the control block holds; a larger sampling job runs on the caller alone. */
+export const IDS_CAPACITY = 16384;
+export const CONTROL_BYTES = CTL_BYTES + 4 * IDS_CAPACITY;
+
+export const OP = {
+  QUIT: 1,
+  /** a, sI, sK, b, c, M, K, N: matmulBroadcast ('nn', 'tn') */
+  MATMUL_BROADCAST: 2,
+  /** a, b, c, M, K, N: matmulNT */
+  MATMUL_NT: 3,
+  /** Z, bias, Y, M, N */
+  BIAS_SIGMOID: 4,
+  /** P, S, M, N, seed, iteration; the ids in the control block */
+  SAMPLE_BERNOULLI: 5,
+  /** G, A, D, M, N */
+  SIGMOID_BACKPROP: 6,
+} as const;
+
+/** The shared module's kernels (assembly/simd.as.ts). */
+export interface SharedKernels {
+  heapBase(): number;
+  matmulBroadcast(a: number, sI: number, sK: number, b: number, c: number, M: number, K: number, N: number): void;
+  matmulNT(a: number, b: number, c: number, M: number, K: number, N: number): void;
+}
+
+/** Rows [lo, hi) of `total` that part `p` of `parts` takes, cut at multiples of `align`. */
+export function share(total: number, parts: number, p: number, align: number): [number, number] {
+  const units = Math.ceil(total / align);
+  const lo = Math.floor((units * p) / parts) * align;
+  const hi = Math.min(total, Math.floor((units * (p + 1)) / parts) * align);
+  return [Math.min(lo, total), hi];
+}
+
+/** Runs part `p` of the job the control block describes. */
+export function runPart(ctl: Int32Array, memory: WebAssembly.Memory, wasm: SharedKernels, p: number): void {
+  const op = ctl[CTL.OP]!;
+  const parts = ctl[CTL.PARTS]!;
+  const arg = (i: number): number => ctl[CTL.ARG + i]!;
+  const f32 = (addr: number, n: number): Float32Array => new Float32Array(memory.buffer, addr, n);
+  switch (op) {
+    case OP.MATMUL_BROADCAST: {
+      const [a, sI, sK, b, c, M, K, N] = [arg(0), arg(1), arg(2), arg(3), arg(4), arg(5), arg(6), arg(7)];
+      const [lo, hi] = share(M, parts, p, 4); // the kernel's 4-row tiles
+      if (hi > lo) wasm.matmulBroadcast(a + lo * sI * 4, sI, sK, b, c + lo * N * 4, hi - lo, K, N);
+      return;
+    }
+    case OP.MATMUL_NT: {
+      const [a, b, c, M, K, N] = [arg(0), arg(1), arg(2), arg(3), arg(4), arg(5)];
+      const [lo, hi] = share(M, parts, p, 2); // the kernel's 2-row tiles
+      if (hi > lo) wasm.matmulNT(a + lo * K * 4, b, c + lo * N * 4, hi - lo, K, N);
+      return;
+    }
+    case OP.BIAS_SIGMOID: {
+      const [Z, bias, Y, M, N] = [arg(0), arg(1), arg(2), arg(3), arg(4)];
+      const [lo, hi] = share(M, parts, p, 1);
+      const m = hi - lo;
+      if (m > 0) biasSigmoid(f32(Z + lo * N * 4, m * N), f32(bias, N), f32(Y + lo * N * 4, m * N), m, N);
+      return;
+    }
+    case OP.SAMPLE_BERNOULLI: {
+      const [P, S, M, N, seed, iteration] = [arg(0), arg(1), arg(2), arg(3), arg(4) >>> 0, arg(5) >>> 0];
+      const [lo, hi] = share(M, parts, p, 1);
+      const m = hi - lo;
+      const ids = new Uint32Array(ctl.buffer, CTL_BYTES + lo * 4, m);
+      if (m > 0) sampleBernoulli(f32(P + lo * N * 4, m * N), f32(S + lo * N * 4, m * N), m, N, seed, iteration, ids);
+      return;
+    }
+    case OP.SIGMOID_BACKPROP: {
+      const [G, A, D, M, N] = [arg(0), arg(1), arg(2), arg(3), arg(4)];
+      const [lo, hi] = share(M, parts, p, 1);
+      const m = hi - lo;
+      const at = (x: number): Float32Array => f32(x + lo * N * 4, m * N);
+      if (m > 0) sigmoidBackprop(at(G), at(A), at(D), m, N);
+      return;
+    }
+    default:
+      throw new Error(`unknown CPU thread job ${op}`);
+  }
+}
