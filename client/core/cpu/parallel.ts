@@ -1,10 +1,16 @@
 /**
  * What the threaded CPU engine's threads share: the layout of the control
- * block (an Int32Array over a SharedArrayBuffer) and `runPart`, which runs
- * one thread's share of one job on the shared WebAssembly memory. The caller
- * (threads.ts) and every helper (thread.ts) run the same code on disjoint
- * rows of the output, so a threaded result is the one-thread result: each
- * element is computed by the same kernel with the same summation order.
+ * block (an Int32Array over a SharedArrayBuffer) and `work`, which takes
+ * chunks of rows of the current job and runs them on the shared WebAssembly
+ * memory until none is left. The caller (threads.ts) and every helper
+ * (thread.ts) run the same code on disjoint rows of the output, so a
+ * threaded result is the one-thread result: each element is computed by the
+ * same kernel with the same summation order.
+ *
+ * A job is cut into a few chunks per thread and threads claim them one at a
+ * time, so a helper the OS has not scheduled (a busy machine) costs nothing:
+ * the others take its chunks, and the caller waits only for chunks that were
+ * claimed, never for a helper to wake.
  *
  * Shape legend as in kernels.ts: C is M x N, the sum runs over K; elementwise
  * kernels are M rows x N columns. Addresses are byte offsets in the memory.
@@ -15,16 +21,23 @@ import { biasSigmoid, sampleBernoulli, sigmoidBackprop } from './kernels.ts';
 export const CTL = {
   /** job counter: bumped once per job; helpers wait on it */
   GEN: 0,
-  /** helpers still working on the current job; the caller waits on it */
-  PENDING: 1,
-  OP: 2,
-  /** threads sharing the job (caller included) */
-  PARTS: 3,
-  /** set to 1 by a helper whose part threw */
-  ERROR: 4,
-  /** the job's arguments, ARG..ARG+9 */
-  ARG: 6,
+  /** the next chunk to claim, tagged with the job: (GEN & 0x7fff) << 16 | chunk */
+  NEXT: 1,
+  /** chunks finished; the caller waits on it */
+  DONE: 2,
+  OP: 3,
+  /** chunks the job is cut into */
+  CHUNKS: 4,
+  /** set to 1 by a thread whose chunk threw */
+  ERROR: 5,
+  /** 1: helpers end */
+  QUIT: 6,
+  /** the job's arguments, ARG..ARG+8 */
+  ARG: 7,
 } as const;
+
+/** The tag of job `gen` in CTL.NEXT. */
+export const tagOf = (gen: number): number => (gen & 0x7fff) << 16;
 
 /** Bytes of the control slots; the example ids of a sampling job follow. */
 export const CTL_BYTES = 64;
@@ -33,7 +46,6 @@ export const IDS_CAPACITY = 16384;
 export const CONTROL_BYTES = CTL_BYTES + 4 * IDS_CAPACITY;
 
 export const OP = {
-  QUIT: 1,
   /** a, sI, sK, b, c, M, K, N: matmulBroadcast ('nn', 'tn') */
   MATMUL_BROADCAST: 2,
   /** a, b, c, M, K, N: matmulNT */
@@ -61,10 +73,35 @@ export function share(total: number, parts: number, p: number, align: number): [
   return [Math.min(lo, total), hi];
 }
 
-/** Runs part `p` of the job the control block describes. */
-export function runPart(ctl: Int32Array, memory: WebAssembly.Memory, wasm: SharedKernels, p: number): void {
+/**
+ * Claims and runs chunks of job `gen` until none is left (or the job is no
+ * longer current); counts each finished chunk in CTL.DONE and wakes the
+ * caller after the last. Returns the chunks this thread ran.
+ */
+export function work(ctl: Int32Array, memory: WebAssembly.Memory, wasm: SharedKernels, gen: number): number {
+  const tag = tagOf(gen);
+  let ran = 0;
+  for (;;) {
+    const next = Atomics.load(ctl, CTL.NEXT);
+    if ((next & ~0xffff) !== tag) return ran; // a later job: its caller's thread and the others take it
+    const chunk = next & 0xffff;
+    const chunks = ctl[CTL.CHUNKS]!;
+    if (chunk >= chunks) return ran;
+    if (Atomics.compareExchange(ctl, CTL.NEXT, next, next + 1) !== next) continue;
+    // Claimed: the job cannot finish (nor its arguments change) before this chunk is counted.
+    try {
+      runChunk(ctl, memory, wasm, chunk, chunks);
+    } catch {
+      Atomics.store(ctl, CTL.ERROR, 1);
+    }
+    ran++;
+    if (Atomics.add(ctl, CTL.DONE, 1) + 1 === chunks) Atomics.notify(ctl, CTL.DONE);
+  }
+}
+
+/** Runs chunk `c` of `chunks` of the job the control block describes. */
+function runChunk(ctl: Int32Array, memory: WebAssembly.Memory, wasm: SharedKernels, p: number, parts: number): void {
   const op = ctl[CTL.OP]!;
-  const parts = ctl[CTL.PARTS]!;
   const arg = (i: number): number => ctl[CTL.ARG + i]!;
   const f32 = (addr: number, n: number): Float32Array => new Float32Array(memory.buffer, addr, n);
   switch (op) {

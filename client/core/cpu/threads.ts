@@ -16,7 +16,7 @@
  */
 import type { CpuEngine, MatmulFn } from './cpu-backend.ts';
 import { biasSigmoid, sampleBernoulli, sigmoidBackprop, type MatmulForm } from './kernels.ts';
-import { CONTROL_BYTES, CTL, IDS_CAPACITY, OP, runPart, type SharedKernels } from './parallel.ts';
+import { CONTROL_BYTES, CTL, IDS_CAPACITY, OP, tagOf, work, type SharedKernels } from './parallel.ts';
 import { SIMD_SHARED_WASM_BASE64 } from './simd-shared-wasm.generated.ts';
 import type { ThreadInit } from './thread.ts';
 import { WasmWorkspace } from './workspace.ts';
@@ -38,6 +38,8 @@ export const MAX_THREADS = 64;
 const MIN_PARALLEL_MACS = 1 << 16;
 /** Below this many elements an elementwise kernel runs on the calling thread alone. */
 const MIN_PARALLEL_ELEMENTS = 1 << 13;
+/** Chunks per thread a job is cut into (threads claim them one at a time). */
+const CHUNKS_PER_THREAD = 4;
 /** A job that takes longer than this without finishing means a helper died. */
 const STALL_MS = 120_000;
 
@@ -134,7 +136,7 @@ export async function createThreadedEngine(opts: ThreadedEngineOptions): Promise
   const minElements = opts.minParallel?.elements ?? MIN_PARALLEL_ELEMENTS;
   const helpers: ThreadEndpoint[] = [];
   const quit = (): void => {
-    ctl[CTL.OP] = OP.QUIT;
+    Atomics.store(ctl, CTL.QUIT, 1);
     Atomics.add(ctl, CTL.GEN, 1);
     Atomics.notify(ctl, CTL.GEN);
     for (const h of helpers) h.terminate();
@@ -156,31 +158,35 @@ export async function createThreadedEngine(opts: ThreadedEngineOptions): Promise
     throw e;
   }
 
-  /** Runs the job now in the control block on `parts` threads, the caller taking part 0. */
-  const run = (op: number, parts: number, args: readonly number[]): void => {
+  /**
+   * Runs job `op` over `units` chunks' worth of rows (at most a few chunks
+   * per thread): helpers wake and claim chunks, the caller claims them too,
+   * then waits until every claimed chunk is done.
+   */
+  const run = (op: number, units: number, args: readonly number[]): void => {
+    const chunks = Math.min(units, threads * CHUNKS_PER_THREAD);
+    const gen = (ctl[CTL.GEN]! + 1) | 0;
+    // Close claiming first (no tag matches -1), so a late helper of the last
+    // job cannot claim a chunk of this one before its arguments are written.
+    Atomics.store(ctl, CTL.NEXT, -1);
     ctl[CTL.OP] = op;
-    ctl[CTL.PARTS] = parts;
+    ctl[CTL.CHUNKS] = chunks;
     ctl[CTL.ERROR] = 0;
     for (let i = 0; i < args.length; i++) ctl[CTL.ARG + i] = args[i]!;
-    Atomics.store(ctl, CTL.PENDING, parts - 1);
-    Atomics.add(ctl, CTL.GEN, 1);
+    Atomics.store(ctl, CTL.DONE, 0);
+    Atomics.store(ctl, CTL.NEXT, tagOf(gen));
+    Atomics.store(ctl, CTL.GEN, gen);
     Atomics.notify(ctl, CTL.GEN);
-    let error: unknown = null;
-    try {
-      runPart(ctl, memory, wasm, 0);
-    } catch (e) {
-      error = e;
-    }
+    work(ctl, memory, wasm, gen);
     const start = Date.now();
     for (;;) {
-      const pending = Atomics.load(ctl, CTL.PENDING);
-      if (pending === 0) break;
-      if (Atomics.wait(ctl, CTL.PENDING, pending, 1000) === 'timed-out' && Date.now() - start > STALL_MS) {
-        throw new Error(`a CPU thread has not finished its part in ${STALL_MS / 1000} s; it may have died`);
+      const done = Atomics.load(ctl, CTL.DONE);
+      if (done === chunks) break;
+      if (Atomics.wait(ctl, CTL.DONE, done, 1000) === 'timed-out' && Date.now() - start > STALL_MS) {
+        throw new Error(`a CPU thread has not finished its chunk in ${STALL_MS / 1000} s; it may have died`);
       }
     }
-    if (error) throw error;
-    if (ctl[CTL.ERROR]) throw new Error('a CPU thread failed on its part of a kernel');
+    if (ctl[CTL.ERROR]) throw new Error('a CPU thread failed on its chunk of a kernel');
   };
 
   const inMemory = (a: { buffer: ArrayBufferLike }): boolean => a.buffer === memory.buffer;
@@ -193,21 +199,19 @@ export async function createThreadedEngine(opts: ThreadedEngineOptions): Promise
     const a = addr('A', A, M * K);
     const b = addr('B', B, K * N);
     const c = addr('C', C, M * N);
-    const parts = M * K * N < minMacs || M < 2 ? 1 : Math.min(threads, Math.ceil(M / 4));
+    const serial = M * K * N < minMacs || M < 2;
     if (form === 'nt') {
-      if (parts > 1) run(OP.MATMUL_NT, parts, [a, b, c, M, K, N]);
+      if (!serial) run(OP.MATMUL_NT, Math.ceil(M / 2), [a, b, c, M, K, N]);
       else wasm.matmulNT(a, b, c, M, K, N);
     } else {
       const [sI, sK] = form === 'nn' ? [K, 1] : [1, M];
-      if (parts > 1) run(OP.MATMUL_BROADCAST, parts, [a, sI, sK, b, c, M, K, N]);
+      if (!serial) run(OP.MATMUL_BROADCAST, Math.ceil(M / 4), [a, sI, sK, b, c, M, K, N]);
       else wasm.matmulBroadcast(a, sI, sK, b, c, M, K, N);
     }
   };
-  /** Threads for an M x N elementwise job over arrays in the memory (1: run it here with the plain kernel). */
-  const rowParts = (M: number, N: number, ...arrays: { buffer: ArrayBufferLike; length: number }[]): number => {
-    if (M * N < minElements || M < 2 || !arrays.every((a) => inMemory(a) && a.length >= M * N)) return 1;
-    return Math.min(threads, M);
-  };
+  /** Whether an M x N elementwise job over these arrays is split (else it runs here, with the plain kernel). */
+  const split = (M: number, N: number, ...arrays: { buffer: ArrayBufferLike; length: number }[]): boolean =>
+    M * N >= minElements && M >= 2 && arrays.every((a) => inMemory(a) && a.length >= M * N);
 
   return {
     name: `WebAssembly SIMD, ${threads} threads`,
@@ -215,20 +219,17 @@ export async function createThreadedEngine(opts: ThreadedEngineOptions): Promise
     workspace: new WasmWorkspace(memory, wasm.heapBase()),
     kernels: {
       biasSigmoid(Z, bias, Y, M, N) {
-        const parts = inMemory(bias) && bias.length >= N ? rowParts(M, N, Z, Y) : 1;
-        if (parts > 1) run(OP.BIAS_SIGMOID, parts, [Z.byteOffset, bias.byteOffset, Y.byteOffset, M, N]);
+        if (inMemory(bias) && bias.length >= N && split(M, N, Z, Y)) run(OP.BIAS_SIGMOID, M, [Z.byteOffset, bias.byteOffset, Y.byteOffset, M, N]);
         else biasSigmoid(Z, bias, Y, M, N);
       },
       sampleBernoulli(P, S, M, N, seed, iteration, exampleIds) {
-        const parts = M <= IDS_CAPACITY && exampleIds.length >= M ? rowParts(M, N, P, S) : 1;
-        if (parts > 1) {
+        if (M <= IDS_CAPACITY && exampleIds.length >= M && split(M, N, P, S)) {
           ids.set(exampleIds.subarray(0, M));
-          run(OP.SAMPLE_BERNOULLI, parts, [P.byteOffset, S.byteOffset, M, N, seed | 0, iteration | 0]);
+          run(OP.SAMPLE_BERNOULLI, M, [P.byteOffset, S.byteOffset, M, N, seed | 0, iteration | 0]);
         } else sampleBernoulli(P, S, M, N, seed, iteration, exampleIds);
       },
       sigmoidBackprop(G, A, D, M, N) {
-        const parts = rowParts(M, N, G, A, D);
-        if (parts > 1) run(OP.SIGMOID_BACKPROP, parts, [G.byteOffset, A.byteOffset, D.byteOffset, M, N]);
+        if (split(M, N, G, A, D)) run(OP.SIGMOID_BACKPROP, M, [G.byteOffset, A.byteOffset, D.byteOffset, M, N]);
         else sigmoidBackprop(G, A, D, M, N);
       },
     },
