@@ -123,6 +123,17 @@ describe('createCpuBackend threads', () => {
     expect(single.adapter).toBe('WebAssembly SIMD, 1 thread');
   });
 
+  it('runs on one thread where memory cannot be shared (a page that is not cross-origin isolated), and says so', async () => {
+    const g = globalThis as { crossOriginIsolated?: boolean };
+    g.crossOriginIsolated = false;
+    try {
+      const b = await createCpuBackend({ threads: 2, spawn: () => expect.fail('spawned a thread') });
+      expect(b.adapter).toBe('WebAssembly SIMD, 1 thread (2 threads asked; memory cannot be shared here)');
+    } finally {
+      delete g.crossOriginIsolated;
+    }
+  });
+
   it('refuses a thread count that is not an integer from 1 to 64, starting nothing', async () => {
     for (const threads of [0, -1, 1.5, 65, NaN]) {
       await expect(createCpuBackend({ threads, spawn: () => expect.fail('spawned a thread') })).rejects.toThrow(/threads must be an integer from 1 to 64/);
