@@ -17,6 +17,15 @@
  */
 import { biasSigmoid, sampleBernoulli, sigmoidBackprop } from './kernels.ts';
 
+/** The one message a helper thread (thread.ts) receives. */
+export interface ThreadInit {
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  readonly control: SharedArrayBuffer;
+  /** this helper's number, 1..threads-1 (the caller is 0), for names and errors */
+  readonly part: number;
+}
+
 /** Control block slots. */
 export const CTL = {
   /** job counter: bumped once per job; helpers wait on it */

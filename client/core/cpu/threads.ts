@@ -16,9 +16,8 @@
  */
 import type { CpuEngine, MatmulFn } from './cpu-backend.ts';
 import { biasSigmoid, sampleBernoulli, sigmoidBackprop, type MatmulForm } from './kernels.ts';
-import { CONTROL_BYTES, CTL, IDS_CAPACITY, OP, tagOf, work, type SharedKernels } from './parallel.ts';
+import { CONTROL_BYTES, CTL, IDS_CAPACITY, OP, tagOf, work, type SharedKernels, type ThreadInit } from './parallel.ts';
 import { SIMD_SHARED_WASM_BASE64 } from './simd-shared-wasm.generated.ts';
-import type { ThreadInit } from './thread.ts';
 import { WasmWorkspace } from './workspace.ts';
 
 /** The end of a helper thread the engine talks to (a Web Worker, a worker_threads Worker). */
@@ -50,6 +49,9 @@ export function simdSharedWasmBytes(): Uint8Array<ArrayBuffer> {
 
 /** Spawns thread.ts as a module Web Worker (browsers, Deno; Vite bundles it from this pattern). */
 export const webSpawner: ThreadSpawner = (part) => {
+  if (typeof Worker === 'undefined') {
+    throw new Error('this runtime has no Web Worker: pass createCpuBackend a spawn function (Node: nodeSpawner from client/core/cpu/threads-node.ts)');
+  }
   const w = new Worker(new URL('./thread.ts', import.meta.url), { type: 'module', name: `tessera-cpu-thread-${part}` });
   return {
     postMessage: (m) => w.postMessage(m),
