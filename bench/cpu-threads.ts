@@ -1,8 +1,8 @@
 /**
  * The threaded CPU engine against one thread: examples/s of a fine-tuning
  * task (backprop: forward, backward, gradient sums) and of a CD-1 task (the
- * first RBM above two frozen layers... here the 500x2000 RBM above 784-500-500)
- * of the seed network 784-500-500-2000-10 at batch 100, what a worker computes per task.
+ * 500x2000 RBM above the frozen 784-500-500 layers) of the seed network
+ * 784-500-500-2000-10 at batch 100: what a worker computes per task.
  * One backend per thread count in the same process; rounds alternate
  * between them (1, 2, 1, 2, ...) so load from elsewhere hits both alike, and
  * the figure is the median over rounds of the per-round ratio.
