@@ -2,7 +2,7 @@
  * The headless Deno worker:
  *
  *   deno run -A client/deno/worker.ts --coordinator http://localhost:8080 \
- *     [--backend auto|webgpu|cpu] [--cache DIR] [--name NAME] [--throttle 0..1] \
+ *     [--backend auto|webgpu|cpu] [--threads N] [--cache DIR] [--name NAME] [--throttle 0..1] \
  *     [--tasks-per-lease N] [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N] [--trace]
  *
  * --tasks-per-lease N takes up to N tasks of an iteration at a time (the
@@ -10,6 +10,9 @@
  * computes them in turn and uploads one summed result: one gradient per
  * iteration instead of one per task when workers are fewer than partitions.
  * --max-tasks N stops after N accepted tasks.
+ * --threads N runs the CPU backend's kernels on N threads (default: the
+ * machine's cores, navigator.hardwareConcurrency; 1 is the one-thread engine).
+ * --throttle rests between tasks as before: all N threads compute, then all rest.
  * --delay-upload-ms holds every result back that long before uploading: a
  * slow link, for the fault tests.
  *
@@ -18,7 +21,7 @@
  * back, leaves the grid and exits 0.
  */
 import type { ComputeBackend } from '../core/backend.ts';
-import { createCpuBackend } from '../core/cpu/index.ts';
+import { createCpuBackend, MAX_THREADS } from '../core/cpu/index.ts';
 import { GridWorker, MemoryBlobCache, type BlobCache } from '../core/worker.ts';
 
 declare const Deno: {
@@ -37,7 +40,7 @@ declare const Deno: {
   build: { os: string };
 };
 
-const USAGE = `usage: deno run -A client/deno/worker.ts --coordinator URL [--backend auto|webgpu|cpu] [--cache DIR] [--name NAME]
+const USAGE = `usage: deno run -A client/deno/worker.ts --coordinator URL [--backend auto|webgpu|cpu] [--threads N] [--cache DIR] [--name NAME]
        [--throttle 0..1] [--tasks-per-lease N] [--max-tasks N] [--exit-when-done] [--quiet] [--delay-upload-ms N] [--trace]`;
 
 function parseArgs(argv: string[]): Record<string, string | true> {
@@ -102,15 +105,16 @@ class DiskBlobCache implements BlobCache {
  * adapter (lavapipe, SwiftShader; `isFallbackAdapter`) runs our kernels 4-6x
  * slower than the CPU backend's WebAssembly SIMD (bench/README.md).
  */
-async function makeBackend(kind: string, log: (s: string) => void): Promise<ComputeBackend> {
-  if (kind === 'cpu') return createCpuBackend();
+async function makeBackend(kind: string, threads: number, log: (s: string) => void): Promise<ComputeBackend> {
+  const cpu = (): Promise<ComputeBackend> => createCpuBackend({ threads });
+  if (kind === 'cpu') return cpu();
   try {
     let adapter: GPUAdapter | null | undefined;
     if (kind === 'auto') {
       adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
       if (adapter?.info.isFallbackAdapter) {
         log(`WebGPU adapter "${adapter.info.description || adapter.info.vendor}" is a software fallback; using the CPU backend (--backend webgpu forces WebGPU)`);
-        return createCpuBackend();
+        return cpu();
       }
     }
     const { createWebGpuBackend } = await import('../core/webgpu/index.ts');
@@ -118,7 +122,7 @@ async function makeBackend(kind: string, log: (s: string) => void): Promise<Comp
   } catch (e) {
     if (kind === 'webgpu') throw e;
     log(`no WebGPU (${(e as Error).message.split('\n')[0]}); using the CPU backend`);
-    return createCpuBackend();
+    return cpu();
   }
 }
 
@@ -148,7 +152,12 @@ async function main(): Promise<void> {
     console.error(`--backend must be auto, webgpu or cpu, got ${backendKind}`);
     Deno.exit(2);
   }
-  const backend = await makeBackend(backendKind, log);
+  const threads = args.threads === undefined ? Math.min(MAX_THREADS, navigator.hardwareConcurrency || 1) : Number(args.threads);
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    console.error(`--threads must be an integer from 1 to ${MAX_THREADS}, got ${args.threads}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const backend = await makeBackend(backendKind, threads, log);
   log(`backend ${backend.kind}: ${backend.adapter}`);
   const cache = typeof args.cache === 'string' ? new DiskBlobCache(args.cache) : new MemoryBlobCache();
   let lastReport = 0;

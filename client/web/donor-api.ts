@@ -16,6 +16,11 @@ export interface DonorOptions {
   readonly name: string;
   /** share of wall time spent computing, (0, 1] */
   readonly throttle: number;
+  /**
+   * threads for the CPU backend, 1..64 (one thread where the page is not
+   * cross-origin isolated; the snapshot's adapter says how many run)
+   */
+  readonly threads: number;
 }
 
 /**

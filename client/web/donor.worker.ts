@@ -107,7 +107,7 @@ setInterval(() => {
 
 // ------------------------------------------------------------ backend
 
-async function pickBackend(choice: BackendChoice): Promise<{ backend: ComputeBackend; fallbackReason: string | null }> {
+async function pickBackend(choice: BackendChoice, threads: number): Promise<{ backend: ComputeBackend; fallbackReason: string | null }> {
   let reason: string | null = null;
   if (choice !== 'cpu') {
     const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
@@ -123,7 +123,9 @@ async function pickBackend(choice: BackendChoice): Promise<{ backend: ComputeBac
     }
     if (choice === 'webgpu') throw new Error(`WebGPU only was chosen, but ${reason}`);
   }
-  return { backend: await createCpuBackend(), fallbackReason: reason };
+  // The CPU backend's helper threads are Web Workers of this worker, sharing
+  // its WebAssembly memory (only where the page is cross-origin isolated).
+  return { backend: await createCpuBackend({ threads }), fallbackReason: reason };
 }
 
 // ------------------------------------------------------------ events
@@ -209,7 +211,7 @@ const api: DonorApi = {
     token = null;
     publish(true);
     try {
-      const picked = await pickBackend(opts.backend);
+      const picked = await pickBackend(opts.backend, opts.threads);
       backend = picked.backend;
       snap = { ...snap, backend: backend.kind, adapter: backend.adapter, fallbackReason: picked.fallbackReason, message: 'Registering with the coordinator…' };
       publish(true);

@@ -19,6 +19,7 @@ import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../client/core/protoc
 import { encodeSafetensors } from '../../client/core/safetensors.ts';
 import { extractFilters } from '../../client/web/filters.ts';
 import type { Coordinator } from '../coordinator.ts';
+import { crossOriginIsolation } from './isolation.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** Where `npm run build:web` writes the pages. */
@@ -70,6 +71,7 @@ export interface WebAppOptions {
 export function webApp(opts: WebAppOptions = {}): Hono {
   const dir = opts.dir ?? WEB_DIST;
   const app = new Hono();
+  app.use('*', crossOriginIsolation());
   app.get('*', async (c, next) => {
     const path = c.req.path;
     if (path === '/api' || path.startsWith('/api/')) return next();
