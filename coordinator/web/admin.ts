@@ -8,7 +8,7 @@
  * passes it as `?token=` (coordinator/API.md).
  */
 import uPlot from 'uplot';
-import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../client/core/protocol.ts';
+import { PATHS, type ApiError, type FieldIssue, type IterationMetricsRow, type JobAction, type JobEvent } from '../../client/core/protocol.ts';
 import { DEFAULT_JOB } from '../../client/core/model/config.ts';
 import { decodeSafetensors } from '../../client/core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
@@ -81,7 +81,7 @@ async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   });
   if (res.status === 401) throw new AuthError('the coordinator refused this token');
   if (!res.ok) {
-    let body: (ApiError & { issues?: unknown }) | null = null;
+    let body: ApiError | null = null;
     try {
       body = (await res.json()) as ApiError;
     } catch {
@@ -93,7 +93,7 @@ async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
 }
 
 class ApiFailure extends Error {
-  constructor(readonly status: number, readonly body: (ApiError & { issues?: unknown }) | null) {
+  constructor(readonly status: number, readonly body: ApiError | null) {
     super(body ? `${body.error}: ${body.detail}` : `HTTP ${status}`);
   }
 }
@@ -637,7 +637,7 @@ ui.form.addEventListener('submit', async (e) => {
   clearFormErrors();
   const fd = new FormData(ui.form);
   const cfg: Record<string, unknown> = {};
-  const local: { field: string; message: string }[] = [];
+  const local: FieldIssue[] = [];
   for (const [name, raw] of fd) {
     if (name === 'startNow') continue;
     const value = String(raw).trim();
@@ -681,16 +681,10 @@ function setPath(obj: Record<string, unknown>, path: string[], v: unknown): void
   o[path[path.length - 1]!] = v;
 }
 
-/** The config issues of a 400 answer: `issues: [{field, message}]` when present, else parsed from `detail` ("field: message; ..."). */
-function issuesOf(body: ApiError & { issues?: unknown }): { field: string; message: string }[] {
-  if (Array.isArray(body.issues)) {
-    return body.issues.filter((i): i is { field: string; message: string } => typeof i?.field === 'string' && typeof i?.message === 'string');
-  }
-  const detail = body.detail.replace(/^invalid job config:\s*/, '');
-  return detail.split(/;\s+/).map((part) => {
-    const m = /^([A-Za-z][\w.]*):\s*(.*)$/.exec(part);
-    return m ? { field: m[1]!, message: m[2]! } : { field: '', message: part };
-  });
+/** The config issues of a 400 answer (`issues: [{field, message}]`); without them, the detail as one issue for the whole form. */
+function issuesOf(body: ApiError): FieldIssue[] {
+  const issues = Array.isArray(body.issues) ? body.issues.filter((i) => typeof i?.field === 'string' && typeof i?.message === 'string') : [];
+  return issues.length ? issues : [{ field: '', message: body.detail }];
 }
 
 function clearFormErrors(): void {
@@ -702,7 +696,7 @@ function clearFormErrors(): void {
   }
 }
 
-function showFormErrors(issues: { field: string; message: string }[]): void {
+function showFormErrors(issues: readonly FieldIssue[]): void {
   const unplaced: string[] = [];
   for (const { field, message } of issues) {
     // an issue on a field the form lacks (e.g. learningRate.decay) goes to its nearest shown parent, else on top
