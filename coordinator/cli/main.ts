@@ -11,11 +11,13 @@
  * coordinator.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_JOB } from '../../client/core/model/config.ts';
-import { parseFlags, startServer } from '../server.ts';
+import { startServer } from '../server.ts';
+import { MAIN_USAGE, parseMainFlags } from './main-flags.ts';
+import { readJobFile, runCli } from './run-cli.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -31,39 +33,29 @@ export function spawnDenoWorker(url: string, opts: { backend: string; cache?: st
   return spawn(denoBinary(), args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
-const USAGE = `usage: npm start -- [options]
-  --port N              HTTP port (default 8080)
-  --host H              address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)
-  --data DIR            state, checkpoints and the worker cache (default .tessera); restart on it to resume
-  --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN
-  --workers N           local Deno workers to start (default 1; 0 for none)
-  --backend B           their backend: auto (WebGPU on a real GPU, else CPU), webgpu, cpu (default auto)
-  --admin-token T       set the admin token (also TESSERA_ADMIN_TOKEN); else one is created at the first start
-  --exit-when-done      stop everything when the job is done`;
-
 async function main(): Promise<void> {
-  const f = parseFlags(process.argv.slice(2));
-  if (f.help || f.h) {
-    console.log(USAGE);
+  const f = parseMainFlags(process.argv.slice(2));
+  if (f.help) {
+    console.log(MAIN_USAGE);
     return;
   }
-  const str = (k: string, d: string): string => (typeof f[k] === 'string' ? (f[k] as string) : d);
-  const dataDir = resolve(str('data', '.tessera'));
-  const nWorkers = Number(str('workers', '1'));
-  const backend = str('backend', 'auto');
+  const dataDir = resolve(f.dataDir);
+  const nWorkers = f.workers;
+  const backend = f.backend;
+  const jobFile = f.job === undefined ? undefined : readJobFile(f.job);
   (await import('../web/serve.ts')).ensureWebBuilt((l) => console.log(`[main] ${l}`)); // [web] build dist/web/ if missing
   const srv = await startServer({
-    port: Number(str('port', '8080')),
-    host: str('host', '127.0.0.1'),
+    port: f.port,
+    host: f.host,
     dataDir,
-    adminToken: typeof f['admin-token'] === 'string' ? f['admin-token'] : undefined,
+    adminToken: f.adminToken,
   });
   const { coord, url } = srv;
   let job = coord.jobs().find((j) => j.state === 'running' || j.state === 'paused');
   if (job) {
     console.log(`[main] resuming job ${job.id} (${job.name}) at iteration ${job.iteration} of ${job.totalIterations}`);
   } else {
-    const cfg = typeof f.job === 'string' ? (JSON.parse(readFileSync(f.job, 'utf8')) as unknown) : DEFAULT_JOB;
+    const cfg = jobFile ?? DEFAULT_JOB;
     const created = await coord.createJob(cfg);
     job = await coord.action(created.id, 'start');
     console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}): ${job.totalIterations} iterations`);
@@ -115,9 +107,9 @@ async function main(): Promise<void> {
     if (e.type === 'job' && e.jobId === jobId && e.state === 'done') {
       const s = coord.summary(jobId);
       console.log(`[main] job ${jobId} done: ${s.totalIterations} iterations, test error ${s.lastEvaluation ? (s.lastEvaluation.testError * 100).toFixed(2) + '%' : 'n/a'}`);
-      if (f['exit-when-done']) void stop(0);
+      if (f.exitWhenDone) void stop(0);
     }
   });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) runCli(main);
