@@ -25,7 +25,7 @@ export interface BackendFactories {
   readonly gpu: GPU | undefined;
   readonly createCpu: () => Promise<ComputeBackend>;
   readonly createWebGpu: (adapter: GPUAdapter) => Promise<ComputeBackend>;
-  /** how a person forces WebGPU here ("--backend webgpu", "backend=webgpu"), for the fallback reason */
+  /** how a person forces WebGPU here ("--backend webgpu forces WebGPU"), added to the fallback reason */
   readonly forceHint?: string;
 }
 
@@ -48,7 +48,7 @@ export async function pickBackend(choice: BackendChoice, f: BackendFactories): P
     else {
       const summary = summariseAdapter(adapter.info);
       if (choice === 'webgpu' || !summary.cpuEmulated) return { backend: await f.createWebGpu(adapter), fallbackReason: null };
-      reason = `the WebGPU adapter "${summary.description}" is a software renderer, slower than the CPU backend${f.forceHint ? ` (${f.forceHint} forces WebGPU)` : ''}`;
+      reason = `the WebGPU adapter "${summary.description}" is a software renderer, slower than the CPU backend${f.forceHint ? ` (${f.forceHint})` : ''}`;
     }
   } catch (e) {
     reason = `WebGPU failed to start: ${firstLine(e)}`;

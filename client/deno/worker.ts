@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     gpu: navigator.gpu,
     createCpu: () => createCpuBackend(),
     createWebGpu: async (adapter) => (await import('../core/webgpu/index.ts')).createWebGpuBackend({ adapter }),
-    forceHint: '--backend webgpu',
+    forceHint: '--backend webgpu forces WebGPU',
   }).catch((e: unknown) => {
     console.error((e as Error).message);
     return Deno.exit(1);
