@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_JOB } from '../../client/core/model/config.ts';
 import { startServer } from '../server.ts';
+import { JobLine } from './job-line.ts';
 import { MAIN_USAGE, parseMainFlags } from './main-flags.ts';
 import { readJobFile, runCli } from './run-cli.ts';
 
@@ -26,11 +27,26 @@ export function denoBinary(): string {
   return existsSync(local) ? local : 'deno';
 }
 
-export function spawnDenoWorker(url: string, opts: { backend: string; cache?: string; name: string; extra?: string[] }): ChildProcess {
+/** Starts a Deno worker; its output goes to this process's, or line by line to `lines` when given. */
+export function spawnDenoWorker(url: string, opts: { backend: string; cache?: string; name: string; extra?: string[]; lines?: (line: string) => void }): ChildProcess {
   const args = ['run', '-A', join(REPO, 'client/deno/worker.ts'), '--coordinator', url, '--backend', opts.backend, '--name', opts.name];
   if (opts.cache) args.push('--cache', opts.cache);
   args.push(...(opts.extra ?? []));
-  return spawn(denoBinary(), args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+  const lines = opts.lines;
+  const child = spawn(denoBinary(), args, { cwd: REPO, stdio: ['ignore', lines ? 'pipe' : 'inherit', lines ? 'pipe' : 'inherit'] });
+  if (lines) {
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let rest = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        const parts = (rest + chunk).split('\n');
+        rest = parts.pop()!;
+        for (const l of parts) lines(l);
+      });
+      stream.on('end', () => rest && lines(rest));
+    }
+  }
+  return child;
 }
 
 async function main(): Promise<void> {
@@ -43,12 +59,15 @@ async function main(): Promise<void> {
   const nWorkers = f.workers;
   const backend = f.backend;
   const jobFile = f.job === undefined ? undefined : readJobFile(f.job);
+  // every line goes through `say`: above the job's live line once there is one
+  let say = (text: string): void => console.log(text);
   (await import('../web/serve.ts')).ensureWebBuilt((l) => console.log(`[main] ${l}`)); // [web] build dist/web/ if missing
   const srv = await startServer({
     port: f.port,
     host: f.host,
     dataDir,
     adminToken: f.adminToken,
+    log: (l) => say(`[coordinator] ${l}`),
   });
   const { coord, url } = srv;
   let job = coord.jobs().find((j) => j.state === 'running' || j.state === 'paused');
@@ -69,17 +88,20 @@ async function main(): Promise<void> {
   console.log(`  add a worker: deno run -A client/deno/worker.ts --coordinator ${url}`);
   console.log('');
 
+  // One live line for the job (phase, iteration of total, examples/s, last test error, ETA); every other line prints above it.
+  const live = new JobLine(job.name, job.totalIterations, job.iteration);
+  say = (text) => live.log(text);
   const workers: ChildProcess[] = [];
   for (let i = 0; i < nWorkers; i++) {
     // Several tasks per lease: one upload per iteration while local workers are fewer than partitions.
-    workers.push(spawnDenoWorker(url, { backend, cache: join(dataDir, 'worker-cache'), name: `local-${i}`, extra: ['--tasks-per-lease', '8'] }));
+    workers.push(spawnDenoWorker(url, { backend, cache: join(dataDir, 'worker-cache'), name: `local-${i}`, extra: ['--tasks-per-lease', '8'], lines: say }));
   }
 
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    console.log('[main] stopping workers and the coordinator');
+    say('[main] stopping workers and the coordinator');
     await Promise.all(
       workers.map(
         (w) =>
@@ -95,17 +117,22 @@ async function main(): Promise<void> {
       ),
     );
     await srv.close();
+    live.finish();
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
 
   coord.events.subscribe((e) => {
+    if (e.type === 'iteration' && e.jobId === jobId) live.iterationDone(e.metrics);
     if (e.type === 'evaluation' && e.jobId === jobId) {
-      console.log(`[main] ${e.phase} ended at iteration ${e.iteration}: test error ${(e.testError * 100).toFixed(2)}%`);
+      const untrained = e.phase.startsWith('pretrain') ? ' (the output layer is not trained until fine-tuning)' : '';
+      say(`[main] ${e.phase} ended at iteration ${e.iteration}: test error ${(e.testError * 100).toFixed(2)}%${untrained}`);
+      live.evaluated(e.phase, e.testError);
     }
     if (e.type === 'job' && e.jobId === jobId && e.state === 'done') {
       const s = coord.summary(jobId);
+      live.finish();
       console.log(`[main] job ${jobId} done: ${s.totalIterations} iterations, test error ${s.lastEvaluation ? (s.lastEvaluation.testError * 100).toFixed(2) + '%' : 'n/a'}`);
       if (f.exitWhenDone) void stop(0);
     }
