@@ -4,9 +4,10 @@
  * never blocks on compute; the page only renders snapshots and sends controls.
  */
 import type { BackendKind } from '../core/backend.ts';
+import type { BackendChoice } from '../core/pick-backend.ts';
 import type { FilterTiles } from './filters.ts';
 
-export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+export type { BackendChoice };
 
 export interface DonorOptions {
   /** the coordinator's origin, e.g. "http://127.0.0.1:8080" (the page's own origin by default) */
