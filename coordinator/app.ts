@@ -11,15 +11,13 @@ import { concatBytes } from '../client/core/bytes.ts';
 import {
   API_PREFIX,
   HASH_PATTERN,
-  MAX_TASKS_PER_REQUEST,
   PATHS,
   SAFETENSORS_TYPE,
   WORKER_HEADER,
-  type HeartbeatRequest,
-  type JobAction,
-  type LeaseRequest,
-  type RegisterRequest,
 } from '../client/core/protocol.ts';
+import { parseJobConfig } from '../client/core/model/config.ts';
+import { CreateJobBody, HeartbeatBody, JobActionParam, LeaseBody, parseWith, RegisterBody, ValidationError } from '../client/core/schemas.ts';
+import type { GenericSchema, InferOutput } from 'valibot';
 import { checkToken } from './auth.ts';
 import type { ReceiveSlot } from './aggregate/index.ts';
 import type { Coordinator } from './coordinator.ts';
@@ -51,29 +49,22 @@ function fail(c: Context, e: HttpError): Response {
   return c.json(e.body(), e.status);
 }
 
-async function readJson<T>(c: Context): Promise<T> {
+/** The JSON body checked by its schema (client/core/schemas.ts); an empty body is `{}`. */
+async function readJson<S extends GenericSchema>(c: Context, schema: S): Promise<InferOutput<S>> {
   const text = await c.req.text();
-  if (!text) return {} as T;
+  let v: unknown = {};
   try {
-    const v = JSON.parse(text) as unknown;
+    if (text) v = JSON.parse(text);
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
-    return v as T;
   } catch (e) {
     throw new HttpError(400, 'bad-request', `body is not a JSON object: ${(e as Error).message}`);
   }
+  return parseWith(schema, v, 'invalid request body');
 }
 
 function tooLarge(limit: number) {
   return (c: Context): Response =>
     c.json({ error: 'body-too-large', detail: `body exceeds the ${limit}-byte limit` }, 413);
-}
-
-function strings(v: unknown, field: string, max = 4096): string[] | undefined {
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || v.length > max || !v.every((h) => typeof h === 'string' && HASH_PATTERN.test(h))) {
-    throw new HttpError(400, 'bad-request', `"${field}" must be an array of at most ${max} SHA-256 hex hashes`);
-  }
-  return v as string[];
 }
 
 /**
@@ -166,6 +157,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
 
   app.onError((err, c) => {
     if (err instanceof HttpError) return fail(c, err);
+    if (err instanceof ValidationError) return c.json({ error: 'bad-request', detail: err.message, issues: err.issues }, 400);
     console.error(err);
     return c.json({ error: 'internal', detail: `internal error: ${err.message}` }, 500);
   });
@@ -212,30 +204,12 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
   // -------- workers
   app.post(PATHS.register, smallBody, async (c) => {
     limit(`addr:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`);
-    const b = await readJson<Partial<RegisterRequest>>(c);
-    const name = typeof b.name === 'string' ? b.name.slice(0, 64) : '';
-    if (!name) throw new HttpError(400, 'bad-request', '"name" must be a non-empty string');
-    if (b.runtime !== 'deno' && b.runtime !== 'browser' && b.runtime !== 'node') throw new HttpError(400, 'bad-request', '"runtime" must be "deno", "browser" or "node"');
-    if (b.backend !== 'cpu' && b.backend !== 'webgpu') throw new HttpError(400, 'bad-request', '"backend" must be "cpu" or "webgpu"');
-    const adapter = typeof b.adapter === 'string' ? b.adapter.slice(0, 200) : '';
-    const cached = strings(b.cached, 'cached');
-    return c.json(coord.register({ name, runtime: b.runtime, backend: b.backend, adapter, cached }), 201);
+    return c.json(coord.register(await readJson(c, RegisterBody)), 201);
   });
 
   app.post(PATHS.heartbeat, smallBody, async (c) => {
     const w = worker(c);
-    const b = await readJson<Partial<HeartbeatRequest>>(c);
-    const s = (b.stats ?? {}) as unknown as Record<string, unknown>;
-    const num = (k: string): number => {
-      const v = s[k];
-      return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
-    };
-    return c.json(
-      coord.heartbeat(w, {
-        stats: { tasksDone: num('tasksDone'), examplesDone: num('examplesDone'), examplesPerSecond: num('examplesPerSecond'), bytesUp: num('bytesUp'), bytesDown: num('bytesDown') },
-        cached: strings(b.cached, 'cached'),
-      }),
-    );
+    return c.json(coord.heartbeat(w, await readJson(c, HeartbeatBody)));
   });
 
   app.post(PATHS.leave, (c) => {
@@ -245,13 +219,8 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
 
   app.post(PATHS.lease, smallBody, async (c) => {
     const w = worker(c);
-    const b = await readJson<Partial<LeaseRequest>>(c);
-    const waitMs = typeof b.waitMs === 'number' && Number.isFinite(b.waitMs) ? b.waitMs : 0;
-    const maxTasks = b.maxTasks === undefined ? 1 : b.maxTasks;
-    if (!Number.isInteger(maxTasks) || maxTasks < 1 || maxTasks > MAX_TASKS_PER_REQUEST) {
-      throw new HttpError(400, 'bad-request', `"maxTasks" must be an integer from 1 to ${MAX_TASKS_PER_REQUEST}`);
-    }
-    return c.json(await coord.lease(w, strings(b.cached, 'cached'), waitMs, maxTasks));
+    const b = await readJson(c, LeaseBody);
+    return c.json(await coord.lease(w, b.cached, b.waitMs, b.maxTasks));
   });
 
   // A declared length over the limit is refused before reading; readBody()
@@ -299,10 +268,14 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
   app.use(`${API_PREFIX}/admin/*`, admin);
 
   app.get(PATHS.admin.jobs, (c) => c.json({ jobs: coord.jobs() }));
-  app.post(PATHS.admin.jobs, smallBody, async (c) => c.json(await coord.createJob(await readJson<unknown>(c)), 201));
+  app.post(PATHS.admin.jobs, smallBody, async (c) => {
+    const body = await readJson(c, CreateJobBody);
+    parseJobConfig(body); // a ConfigError (400) lists the issues by field
+    return c.json(await coord.createJob(body), 201);
+  });
   app.get(`${PATHS.admin.jobs}/:id`, (c) => c.json(coord.summary(c.req.param('id'))));
   app.post(`${PATHS.admin.jobs}/:id/:action{start|pause|resume|cancel}`, async (c) =>
-    c.json(await coord.action(c.req.param('id'), c.req.param('action') as JobAction)),
+    c.json(await coord.action(c.req.param('id'), parseWith(JobActionParam, c.req.param('action'), 'invalid job action'))),
   );
   app.get(`${PATHS.admin.jobs}/:id/metrics`, (c) => {
     const since = Number(c.req.query('since') ?? 0);

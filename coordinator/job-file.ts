@@ -4,26 +4,19 @@
  * restarting the coordinator), it finds the job it created before (same
  * config) and resumes it rather than creating another: a running or paused
  * job was resumed by Coordinator.open already, a created one is started
- * (with --start), a done one is left done. A file that cannot be read, a
- * config that is invalid or does not fit the data, and a start that another
- * active job blocks are OperatorErrors.
+ * (with --start), a done one is left done. A config that is invalid or does
+ * not fit the data, and a start that another active job blocks, are
+ * OperatorErrors (the file itself is read by cli/run-cli.ts's readJobFile).
  */
-import { readFileSync } from 'node:fs';
 import { ConfigError, parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
 import type { Coordinator, JobSummary } from './coordinator.ts';
 import { datasetError, OperatorError } from './operator-error.ts';
 
-function readConfig(file: string): JobConfig {
-  let input: unknown;
-  try {
-    input = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-  } catch (e) {
-    throw new OperatorError(`the job file ${file} cannot be read (${(e as Error).message}): pass --job with a JSON job config`, { cause: e });
-  }
+function readConfig(file: string, input: unknown): JobConfig {
   try {
     return parseJobConfig(input);
   } catch (e) {
-    if (e instanceof ConfigError) throw new OperatorError(`the job file ${file} is not a valid job config (${e.message.replace(/^invalid job config: /, '')}): fix those fields`, { cause: e });
+    if (e instanceof ConfigError) throw new OperatorError(`--job ${file} is not a valid job config (${e.message}): fix those fields`, { cause: e });
     throw e;
   }
 }
@@ -38,8 +31,9 @@ function refusal(what: string, fix: string, e: unknown): Error {
   return datasetError(e);
 }
 
-export async function jobFromFile(coord: Coordinator, file: string, start: boolean, log: (s: string) => void): Promise<JobSummary> {
-  const cfg = readConfig(file);
+/** The job of `--job file` (its JSON `input`, read by readJobFile), found or created, and started when `start`. */
+export async function jobFromFile(coord: Coordinator, file: string, input: unknown, start: boolean, log: (s: string) => void): Promise<JobSummary> {
+  const cfg = readConfig(file, input);
   const same = JSON.stringify(cfg);
   const earlier = coord
     .jobs()

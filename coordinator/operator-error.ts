@@ -2,9 +2,8 @@
  * Mistakes an operator makes starting the coordinator (a port that is
  * taken, an admin token too short, a data folder that cannot be written, a
  * database or data set that cannot be read): each is an OperatorError whose
- * message is one line naming the problem and the fix. The CLIs print that
- * line and exit with status 1 (exitOnOperatorError); anything else is a bug
- * and keeps its stack trace.
+ * message is one line naming the problem and the fix, which the CLIs print
+ * as it is and exit with status 1 (cli/run-cli.ts).
  */
 import { accessSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -70,15 +69,4 @@ export function listenError(host: string, port: number, e: unknown): Error {
     default:
       return e as Error;
   }
-}
-
-/** For a CLI's top level: an OperatorError prints its one line and exits 1; anything else is rethrown. */
-export function exitOnOperatorError(prefix: string): (e: unknown) => never {
-  return (e) => {
-    if (e instanceof OperatorError) {
-      console.error(`${prefix} ${e.message}`);
-      process.exit(1);
-    }
-    throw e;
-  };
 }

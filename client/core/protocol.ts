@@ -65,6 +65,14 @@ export type WorkerRuntime = 'deno' | 'browser' | 'node';
 export interface ApiError {
   readonly error: ErrorCode;
   readonly detail: string;
+  /** a body or job config refused by its schema (400): every problem by field */
+  readonly issues?: readonly FieldIssue[];
+}
+
+/** One problem with an input, named by its field's dotted path ("" for the whole input). */
+export interface FieldIssue {
+  readonly field: string;
+  readonly message: string;
 }
 
 export type ErrorCode =

@@ -164,6 +164,28 @@ describe('bad uploads are refused with no state change', () => {
     expect(body.detail).toMatch(/layers/);
     expect(body.detail).toMatch(/seed/);
     expect(body.detail).toMatch(/bogus/);
+    const issues = (body as { issues?: { field: string; message: string }[] }).issues ?? [];
+    expect(issues.map((i) => i.field).sort()).toEqual(['bogus', 'layers', 'seed']);
+    expect(issues.every((i) => i.message.length > 5)).toBe(true);
+  });
+
+  it('a JSON body its schema refuses is 400 with the issues by field, and registers nothing', async () => {
+    const issuesOf = async (path: string, body: unknown, token?: string): Promise<string[]> => {
+      const headers: Record<string, string> = token ? { [WORKER_HEADER]: token } : {};
+      const res = await rig.app.request(path, { method: 'POST', headers, body: JSON.stringify(body) });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      const b = (await res.json()) as { error: string; detail: string; issues: { field: string; message: string }[] };
+      expect(b.error).toBe('bad-request');
+      expect(b.detail).toMatch(/^invalid request body: /);
+      return b.issues.map((i) => i.field).sort();
+    };
+    const workers = rig.coord.workers().length;
+    expect(await issuesOf(PATHS.register, { name: '', runtime: 'jvm', backend: 'tpu' })).toEqual(['backend', 'name', 'runtime']);
+    expect(await issuesOf(PATHS.register, { runtime: 'node', backend: 'cpu' })).toEqual(['name']);
+    expect(await issuesOf(PATHS.register, { name: 'n', runtime: 'node', backend: 'cpu', cached: ['x'] })).toEqual(['cached']);
+    expect(rig.coord.workers().length).toBe(workers);
+    expect(await issuesOf(PATHS.heartbeat, { stats: {}, cached: 'abc' }, b.token)).toEqual(['cached']);
+    expect(await issuesOf(PATHS.lease, { maxTasks: 0, cached: [1] }, b.token)).toEqual(['cached', 'maxTasks']);
   });
 
   it('blobs are immutable and revalidate with ETag', async () => {

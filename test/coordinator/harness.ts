@@ -16,7 +16,8 @@ import { createApp } from '../../coordinator/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
 import { Coordinator, type CoordinatorOptions, type TrainTestData } from '../../coordinator/coordinator.ts';
 
-export const MNIST_DIR = join(import.meta.dirname, '../../../shared/datasets/mnist');
+/** The shared MNIST files beside the repository (<repo>/../shared), or $TESSERA_MNIST_DIR (a worktree elsewhere). */
+export const MNIST_DIR = process.env.TESSERA_MNIST_DIR ?? join(import.meta.dirname, '../../../shared/datasets/mnist');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 let mnist: Promise<{ train: Dataset; test: Dataset }> | null = null;

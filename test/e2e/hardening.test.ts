@@ -300,9 +300,9 @@ describe('operator mistakes end in one line, not a stack trace (item 10)', () =>
   }, 60_000);
 
   it('an admin token shorter than 16 characters: refused before anything is opened', async () => {
-    for (const script of ['coordinator/server.ts', 'coordinator/cli/main.ts']) {
+    for (const [script, extra] of [['coordinator/server.ts', []], ['coordinator/cli/main.ts', ['--workers', '0']]] as const) {
       const data = join(tmp(), 'data');
-      const proc = run(script, ['--port', String(freePort()), '--data', data, '--workers', '0', '--admin-token', 'short']);
+      const proc = run(script, ['--port', String(freePort()), '--data', data, ...extra, '--admin-token', 'short']);
       const line = await expectOneLineRefusal(proc, /admin token/);
       expect(line).toMatch(/16 characters/);
       expect(line).toMatch(/--admin-token/);

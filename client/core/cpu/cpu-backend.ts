@@ -30,14 +30,31 @@ export interface CpuEngine {
   /** Operands must be views from `workspace`. */
   readonly matmul: MatmulFn;
   readonly workspace: Workspace;
+  /**
+   * Row-wise kernels the engine runs its own way (the threaded engine splits
+   * them across its threads); each must equal the kernels.ts function of the
+   * same name. Missing ones are the kernels.ts functions.
+   */
+  readonly kernels?: Partial<RowKernels>;
+  /** Ends what the engine started (the threaded engine's helper threads). */
+  dispose?(): void;
+}
+
+/** The row-wise kernels an engine may supply. */
+export interface RowKernels {
+  readonly biasSigmoid: typeof biasSigmoid;
+  readonly sampleBernoulli: typeof sampleBernoulli;
+  readonly sigmoidBackprop: typeof sigmoidBackprop;
 }
 
 export class CpuBackend implements ComputeBackend {
   readonly kind = 'cpu' as const;
   readonly adapter: string;
+  private readonly k: RowKernels;
 
   constructor(private readonly engine: CpuEngine) {
     this.adapter = engine.name;
+    this.k = { biasSigmoid, sampleBernoulli, sigmoidBackprop, ...engine.kernels };
   }
 
   async propagate(layers: readonly DenseLayer[], x: Float32Array, batch: number): Promise<Float32Array> {
@@ -70,7 +87,7 @@ export class CpuBackend implements ComputeBackend {
       if (softmaxOut && l === L - 1) {
         addBias(z, b, z, B, nOut);
         softmax(z, z, B, nOut);
-      } else biasSigmoid(z, b, z, B, nOut);
+      } else this.k.biasSigmoid(z, b, z, B, nOut);
       a = z;
     }
     return a.slice();
@@ -118,7 +135,7 @@ export class CpuBackend implements ComputeBackend {
       Wl.set(lower[l]!.W);
       bl.set(lower[l]!.b);
       matmul('nn', a, Wl, z, B, nIn, nOut);
-      biasSigmoid(z, bl, z, B, nOut);
+      this.k.biasSigmoid(z, bl, z, B, nOut);
       a = z;
     }
     if (lower.length === 0) v0.set(x);
@@ -128,13 +145,13 @@ export class CpuBackend implements ComputeBackend {
     c.set(rbm.c);
     // h0 = sigmoid(v0 W + c), s0 ~ Bernoulli(h0)
     matmul('nn', v0, W, h0, B, V, H);
-    biasSigmoid(h0, c, h0, B, H);
-    sampleBernoulli(h0, s0, B, H, rng.seed, rng.iteration, exampleIds);
+    this.k.biasSigmoid(h0, c, h0, B, H);
+    this.k.sampleBernoulli(h0, s0, B, H, rng.seed, rng.iteration, exampleIds);
     // v1 = sigmoid(s0 Wᵀ + b), h1 = sigmoid(v1 W + c)
     matmul('nt', s0, W, v1, B, H, V);
-    biasSigmoid(v1, b, v1, B, V);
+    this.k.biasSigmoid(v1, b, v1, B, V);
     matmul('nn', v1, W, h1, B, V, H);
-    biasSigmoid(h1, c, h1, B, H);
+    this.k.biasSigmoid(h1, c, h1, B, H);
     // dc = sum(h0 - h1), db = sum(v0 - v1), reconError = sum((v0 - v1)^2), dW = v0ᵀh0 - v1ᵀh1
     columnDiffSums(h0, h1, B, H, dc);
     const reconError = columnDiffSums(v0, v1, B, V, db);
@@ -175,7 +192,7 @@ export class CpuBackend implements ComputeBackend {
       bias(l).set(layers[l]!.b);
       const z = act(l + 1);
       matmul('nn', act(l), W(l), z, B, nIn, nOut);
-      if (l < L - 1) biasSigmoid(z, bias(l), z, B, nOut);
+      if (l < L - 1) this.k.biasSigmoid(z, bias(l), z, B, nOut);
       else addBias(z, bias(l), z, B, nOut);
     }
 
@@ -191,7 +208,7 @@ export class CpuBackend implements ComputeBackend {
       if (l === 0) break;
       const G = deltas[(L - l) % 2]!.subarray(0, B * nIn);
       matmul('nt', D, W(l), G, B, nOut, nIn);
-      sigmoidBackprop(G, act(l), G, B, nIn);
+      this.k.sigmoidBackprop(G, act(l), G, B, nIn);
       D = G;
     }
     const dWs: Float32Array[] = [];
@@ -203,7 +220,9 @@ export class CpuBackend implements ComputeBackend {
     return { dW: dWs, db: dbs, loss, correct, count: B };
   }
 
-  dispose(): void {}
+  dispose(): void {
+    this.engine.dispose?.();
+  }
 }
 
 /** Checks that the layers chain and their tensors and x have the sizes they claim. */

@@ -5,7 +5,10 @@
  * a lost device reported clearly. Runtime-neutral: it needs `navigator.gpu`
  * (Deno, browsers, Web Workers) or a GPUDevice handed in (Node's `webgpu`).
  */
+import { summariseAdapter as summarise, type AdapterSummary } from './adapter.ts';
 import { WGSL, type ShaderName } from './shaders.gen.ts';
+
+export type { AdapterSummary };
 
 /** One kernel build: a shader, the libraries it calls, and its constants. */
 export interface KernelSpec {
@@ -92,29 +95,6 @@ export interface GpuOptions {
   /** Use this adapter (its device is requested with the adapter's buffer-size limits). */
   readonly adapter?: GPUAdapter;
   readonly powerPreference?: GPUPowerPreference;
-}
-
-/** What the adapter is, for people and for choosing tunables. */
-export interface AdapterSummary {
-  readonly description: string;
-  readonly vendor: string;
-  readonly architecture: string;
-  /** A CPU emulation (lavapipe/llvmpipe, SwiftShader, WARP) or a fallback adapter. */
-  readonly cpuEmulated: boolean;
-}
-
-function summarise(info: GPUAdapterInfo | undefined): AdapterSummary {
-  const description = info?.description ?? '';
-  const vendor = info?.vendor ?? '';
-  const architecture = info?.architecture ?? '';
-  const all = `${description} ${vendor} ${architecture}`.toLowerCase();
-  const fallback = (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter === true;
-  return {
-    description: description || [vendor, architecture].filter(Boolean).join(' ') || 'unknown adapter',
-    vendor,
-    architecture,
-    cpuEmulated: fallback || /llvmpipe|lavapipe|swiftshader|warp|software/.test(all),
-  };
 }
 
 export class Gpu {
