@@ -7,7 +7,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
-import { concatBytes } from '../client/core/bytes.ts';
+import { concatBytes } from '../core/bytes.ts';
 import {
   API_PREFIX,
   HASH_PATTERN,
@@ -19,7 +19,7 @@ import {
   type JobAction,
   type LeaseRequest,
   type RegisterRequest,
-} from '../client/core/protocol.ts';
+} from '../core/protocol.ts';
 import { checkToken } from './auth.ts';
 import type { ReceiveSlot } from './aggregate/index.ts';
 import type { Coordinator } from './coordinator.ts';

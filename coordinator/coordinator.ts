@@ -19,11 +19,11 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ComputeBackend } from '../client/core/backend.ts';
-import { ConfigError, parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
-import { MomentumSgd } from '../client/core/model/optimizer.ts';
-import { cloneParams, initParams, phaseTensors, tensorShapes, type Params } from '../client/core/model/params.ts';
-import { phaseName, TrainingPlan, type IterationPlan } from '../client/core/model/plan.ts';
+import type { ComputeBackend } from '../core/backend.ts';
+import { ConfigError, parseJobConfig, type JobConfig } from '../core/model/config.ts';
+import { MomentumSgd } from '../core/model/optimizer.ts';
+import { cloneParams, initParams, phaseTensors, tensorShapes, type Params } from '../core/model/params.ts';
+import { phaseName, TrainingPlan, type IterationPlan } from '../core/model/plan.ts';
 import {
   decodeResult,
   encodeWeights,
@@ -43,8 +43,8 @@ import {
   type ResultAck,
   type TaskLease,
   type WorkerStats,
-} from '../client/core/protocol.ts';
-import { sampleRange } from '../client/core/rng.ts';
+} from '../core/protocol.ts';
+import { sampleRange } from '../core/rng.ts';
 import type { Dataset } from '../datasets/dataset.ts';
 import { encodePartition, partitionDataset } from '../datasets/partition.ts';
 import { createSummer, FlatAggregator, SimdSummer, TreeAggregator, type Aggregator, type AggregatorKind, type ReceiveSlot, type Summer } from './aggregate/index.ts';

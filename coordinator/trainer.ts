@@ -5,13 +5,13 @@
  * sampleRange picks), sums the results in partition order, and applies the
  * momentum-SGD update. Same seed, same backend: same weights, bit for bit.
  */
-import type { ComputeBackend } from '../client/core/backend.ts';
-import type { JobConfig } from '../client/core/model/config.ts';
-import { MomentumSgd } from '../client/core/model/optimizer.ts';
-import { initParams, mlpLayers, type Params } from '../client/core/model/params.ts';
-import { TrainingPlan, type IterationPlan } from '../client/core/model/plan.ts';
-import { sampleRange } from '../client/core/rng.ts';
-import { computeTask, toUnit, type ExampleBatch, type TaskResult } from '../client/core/task.ts';
+import type { ComputeBackend } from '../core/backend.ts';
+import type { JobConfig } from '../core/model/config.ts';
+import { MomentumSgd } from '../core/model/optimizer.ts';
+import { initParams, mlpLayers, type Params } from '../core/model/params.ts';
+import { TrainingPlan, type IterationPlan } from '../core/model/plan.ts';
+import { sampleRange } from '../core/rng.ts';
+import { computeTask, toUnit, type ExampleBatch, type TaskResult } from '../core/task.ts';
 import type { Checkpoint } from './checkpoint.ts';
 
 /** Images and labels, N x dim uint8 pixels. */

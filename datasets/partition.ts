@@ -15,8 +15,8 @@
  *  28 ND  u8 pixels, example after example
  *  .. N   u8 labels
  */
-import { partitionRange } from '../client/core/model/plan.ts';
-import type { ExampleBatch } from '../client/core/task.ts';
+import { partitionRange } from '../core/model/plan.ts';
+import type { ExampleBatch } from '../core/task.ts';
 import { checkDataset, DatasetError, type Dataset } from './dataset.ts';
 
 export const PARTITION_MAGIC = 'TSPT';

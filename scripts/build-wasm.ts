@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import asc from 'assemblyscript/asc';
 
 const root = new URL('../', import.meta.url);
-export const SOURCE = fileURLToPath(new URL('client/core/cpu/assembly/simd.as.ts', root));
-export const GENERATED = fileURLToPath(new URL('client/core/cpu/simd-wasm.generated.ts', root));
+export const SOURCE = fileURLToPath(new URL('core/cpu/assembly/simd.as.ts', root));
+export const GENERATED = fileURLToPath(new URL('core/cpu/simd-wasm.generated.ts', root));
 export const ASC_FLAGS = ['-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd'];
 
 /** Compiles the kernels and returns the bytes and the generated module's text. */

@@ -6,7 +6,7 @@
  */
 
 /** The generated module's path, relative to the repository root. */
-export const GENERATED_PATH = 'client/core/webgpu/shaders.gen.ts';
+export const GENERATED_PATH = 'core/webgpu/shaders.gen.ts';
 
 /** files: base name without ".wgsl" -> source text. */
 export function renderShaderModule(files: ReadonlyMap<string, string>): string {

@@ -17,9 +17,9 @@
  * caches partition blobs on disk by hash; on SIGINT/SIGTERM gives its lease
  * back, leaves the grid and exits 0.
  */
-import type { ComputeBackend } from '../core/backend.ts';
-import { createCpuBackend } from '../core/cpu/index.ts';
-import { GridWorker, MemoryBlobCache, type BlobCache } from '../core/worker.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { GridWorker, MemoryBlobCache, type BlobCache } from '../worker/worker.ts';
 
 declare const Deno: {
   args: string[];
@@ -113,7 +113,7 @@ async function makeBackend(kind: string, log: (s: string) => void): Promise<Comp
         return createCpuBackend();
       }
     }
-    const { createWebGpuBackend } = await import('../core/webgpu/index.ts');
+    const { createWebGpuBackend } = await import('../../core/webgpu/index.ts');
     return await createWebGpuBackend(adapter ? { adapter } : {});
   } catch (e) {
     if (kind === 'webgpu') throw e;

@@ -3,7 +3,7 @@
  * (donor.worker.ts) runs the worker core (client/core/worker.ts) so the page
  * never blocks on compute; the page only renders snapshots and sends controls.
  */
-import type { BackendKind } from '../core/backend.ts';
+import type { BackendKind } from '../../core/backend.ts';
 import type { FilterTiles } from './filters.ts';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';

@@ -8,13 +8,13 @@
  * the core already fetched.
  */
 import * as Comlink from 'comlink';
-import type { ComputeBackend } from '../core/backend.ts';
-import { createCpuBackend } from '../core/cpu/index.ts';
-import { tensorShapes } from '../core/model/params.ts';
-import { phaseName } from '../core/model/plan.ts';
-import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../core/protocol.ts';
-import { createWebGpuBackend } from '../core/webgpu/index.ts';
-import { GridWorker, type FetchLike, type WorkerEvent } from '../core/worker.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { phaseName } from '../../core/model/plan.ts';
+import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../../core/protocol.ts';
+import { createWebGpuBackend } from '../../core/webgpu/index.ts';
+import { GridWorker, type FetchLike, type WorkerEvent } from '../worker/worker.ts';
 import type { BackendChoice, DonorApi, DonorOptions, DonorSnapshot, DonorState } from './donor-api.ts';
 import { extractFilters, type FilterTiles } from './filters.ts';
 import { BrowserBlobCache } from './idb-cache.ts';

@@ -11,7 +11,7 @@
  * is unavailable (private windows of some browsers) every call degrades to a
  * miss and `put` does nothing: the worker then simply downloads again.
  */
-import type { BlobCache } from '../core/worker.ts';
+import type { BlobCache } from '../worker/worker.ts';
 
 const STORE = 'blobs';
 

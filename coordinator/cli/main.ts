@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_JOB } from '../../client/core/model/config.ts';
+import { DEFAULT_JOB } from '../../core/model/config.ts';
 import { parseFlags, startServer } from '../server.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');

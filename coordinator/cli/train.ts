@@ -9,9 +9,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { ConfigError, DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { phaseName } from '../../client/core/model/plan.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { ConfigError, DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { phaseName } from '../../core/model/plan.ts';
 import { subset } from '../../datasets/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';

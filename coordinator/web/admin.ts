@@ -8,9 +8,9 @@
  * passes it as `?token=` (coordinator/API.md).
  */
 import uPlot from 'uplot';
-import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../client/core/protocol.ts';
-import { DEFAULT_JOB } from '../../client/core/model/config.ts';
-import { decodeSafetensors } from '../../client/core/safetensors.ts';
+import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../core/protocol.ts';
+import { DEFAULT_JOB } from '../../core/model/config.ts';
+import { decodeSafetensors } from '../../core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
 import type { Coordinator, JobSummary, WorkerView as WorkerRow } from '../coordinator.ts';

@@ -14,9 +14,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import { Hono } from 'hono';
-import { tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../client/core/protocol.ts';
-import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../core/protocol.ts';
+import { encodeSafetensors } from '../../core/safetensors.ts';
 import { extractFilters } from '../../client/web/filters.ts';
 import type { Coordinator } from '../coordinator.ts';
 
@@ -161,7 +161,7 @@ function newestSource(): number {
       else newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
-  for (const d of ['client/web', 'client/core', 'coordinator/web', 'datasets']) walk(join(REPO_ROOT, d));
+  for (const d of ['client/web', 'client/worker', 'core', 'coordinator/web', 'datasets']) walk(join(REPO_ROOT, d));
   newest = Math.max(newest, statSync(join(REPO_ROOT, 'vite.config.ts')).mtimeMs);
   return newest;
 }

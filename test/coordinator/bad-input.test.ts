@@ -4,9 +4,9 @@
  * weights) is unchanged afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { phaseTensors, tensorShapes } from '../../client/core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
-import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol.ts';
+import { encodeSafetensors } from '../../core/safetensors.ts';
 import { makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 let rig: Rig;

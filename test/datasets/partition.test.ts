@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { partitionRange } from '../../client/core/model/plan.ts';
+import { partitionRange } from '../../core/model/plan.ts';
 import { DatasetError, type Dataset } from '../../datasets/dataset.ts';
 import {
   batchFromPartition,

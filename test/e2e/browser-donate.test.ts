@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { JobConfig } from '../../client/core/model/config.ts';
+import type { JobConfig } from '../../core/model/config.ts';
 import type { WorkerView } from '../../coordinator/coordinator.ts';
 import { artifact, buildPages, launchChromium, startGrid, waitFor, watchConsole, type Grid } from './browser-harness.ts';
 

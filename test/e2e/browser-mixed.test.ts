@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { JobConfig } from '../../client/core/model/config.ts';
+import type { JobConfig } from '../../core/model/config.ts';
 import type { JobSummary, WorkerView } from '../../coordinator/coordinator.ts';
 import { artifact, buildPages, launchChromium, ROOT, startGrid, waitFor, watchConsole, type Grid } from './browser-harness.ts';
 

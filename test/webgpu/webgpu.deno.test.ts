@@ -2,7 +2,7 @@
  * The webgpu backend's checks on Deno's WebGPU (lavapipe in CI, a real GPU's
  * Vulkan driver in bench/gpu.sh). Run: node_modules/.bin/deno test -A test/webgpu/
  */
-import { createWebGpuBackend, type WebGpuBackend } from '../../client/core/webgpu/index.ts';
+import { createWebGpuBackend, type WebGpuBackend } from '../../core/webgpu/index.ts';
 import { CASES } from './cases.ts';
 
 let shared: WebGpuBackend | null = null;

@@ -7,10 +7,10 @@
  * K x N for matmul.
  */
 import { expect } from 'vitest';
-import type { DenseLayer } from '../../../client/core/backend.ts';
-import { jsEngine, type CpuEngine, type MatmulForm } from '../../../client/core/cpu/index.ts';
-import { createSimdEngine } from '../../../client/core/cpu/simd.ts';
-import type { Workspace } from '../../../client/core/cpu/workspace.ts';
+import type { DenseLayer } from '../../../core/backend.ts';
+import { jsEngine, type CpuEngine, type MatmulForm } from '../../../core/cpu/index.ts';
+import { createSimdEngine } from '../../../core/cpu/simd.ts';
+import type { Workspace } from '../../../core/cpu/workspace.ts';
 
 /** Seed for this run's inputs: CPU_TEST_SEED to replay a failure, else fresh each run. */
 export const SEED = Number(process.env.CPU_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { simdWasmBytes } from '../../../client/core/cpu/simd.ts';
+import { simdWasmBytes } from '../../../core/cpu/simd.ts';
 import { buildSimdWasm, GENERATED } from '../../../scripts/build-wasm.ts';
 
 describe('SIMD wasm build', () => {

@@ -8,9 +8,9 @@
  *
  * Only web-standard APIs: fetch, crypto.subtle, setTimeout, AbortController.
  */
-import type { ComputeBackend } from './backend.ts';
-import { concatBytes } from './bytes.ts';
-import { tensorShapes, type Params } from './model/params.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { concatBytes } from '../../core/bytes.ts';
+import { tensorShapes, type Params } from '../../core/model/params.ts';
 import {
   blobHash,
   decodeWeights,
@@ -25,9 +25,9 @@ import {
   type TaskLease,
   type WorkerRuntime,
   type WorkerStats,
-} from './protocol.ts';
-import { sampleRange } from './rng.ts';
-import { computeTask, type TaskResult } from './task.ts';
+} from '../../core/protocol.ts';
+import { sampleRange } from '../../core/rng.ts';
+import { computeTask, type TaskResult } from '../../core/task.ts';
 import { batchFromPartition, decodePartition, type Partition } from '../../datasets/partition.ts';
 
 /** A value decoded from a downloaded blob, and the check of that blob's hash (see GridWorker.blob). */
