@@ -2,7 +2,7 @@
  * The coordinator's HTTP face: a Hono app over a Coordinator. Tests call
  * `createApp(...).request()` without opening a port; server.ts serves it
  * with @hono/node-server. Paths and message types come from
- * client/core/protocol.ts; coordinator/API.md documents them.
+ * core/protocol.ts; coordinator/API.md documents them.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';

@@ -1,11 +1,11 @@
 /**
  * Builds the CPU backend's WebAssembly SIMD kernels:
- *   client/core/cpu/assembly/simd.as.ts -> client/core/cpu/simd-wasm.generated.ts
+ *   core/cpu/assembly/simd.as.ts -> core/cpu/simd-wasm.generated.ts
  * (the bytes base64-encoded in a TS module, so every runtime loads them
  * without fetch or fs). Run `npm run build:wasm` after editing the source;
  * test/core/cpu/wasm-build.test.ts fails if the committed bytes drift.
  *
- * Build-time Node code: it lives outside client/core, which stays
+ * Build-time Node code: it lives outside core, which stays
  * runtime-neutral.
  */
 import { readFile, writeFile } from 'node:fs/promises';

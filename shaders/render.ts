@@ -1,6 +1,6 @@
 /**
  * Renders shaders/*.wgsl as one runtime-neutral TypeScript module of strings
- * (client/core/webgpu/shaders.gen.ts), so Deno, browsers, Web Workers and Node
+ * (core/webgpu/shaders.gen.ts), so Deno, browsers, Web Workers and Node
  * all load the WGSL the same way, through a plain import. Pure: no file access,
  * so a test can check that the committed module matches the .wgsl files.
  */

@@ -2,7 +2,7 @@
 /**
  * The donate page's dedicated Web Worker: picks a compute backend (WebGPU
  * when the browser has a usable adapter, else the CPU backend), runs the
- * worker core (GridWorker, client/core/worker.ts) with the IndexedDB cache,
+ * worker core (GridWorker, client/worker/worker.ts) with the IndexedDB cache,
  * and exposes DonorApi to the page over Comlink. It turns the core's events
  * into snapshots for the page, and draws the filters from the weights blob
  * the core already fetched.

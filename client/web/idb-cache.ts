@@ -1,5 +1,5 @@
 /**
- * The browser's BlobCache (client/core/worker.ts): partitions in IndexedDB,
+ * The browser's BlobCache (client/worker/worker.ts): partitions in IndexedDB,
  * so a returning volunteer does not download them again.
  *
  * IdbBlobCache below is the IndexedDB store itself. Blobs are content-addressed (key = SHA-256 hex), so an

@@ -389,7 +389,7 @@ export const CASES: Case[] = [
   },
 ];
 
-/** Cases that compare with the CPU backend (client/core/cpu), the project's reference implementation. */
+/** Cases that compare with the CPU backend (core/cpu), the project's reference implementation. */
 const cpuCases: Case[] = [
   {
     name: 'cpu agreement: matmul nn/tn/nt, bias + sigmoid, Bernoulli samples, softmax cross-entropy, column sums vs the cpu kernels',

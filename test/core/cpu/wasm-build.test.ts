@@ -1,5 +1,5 @@
 /**
- * The committed WebAssembly (client/core/cpu/simd-wasm.generated.ts) is what
+ * The committed WebAssembly (core/cpu/simd-wasm.generated.ts) is what
  * its AssemblyScript source compiles to: rebuilding reproduces it byte for
  * byte, so the two cannot drift. On failure: `npm run build:wasm` and commit.
  */
