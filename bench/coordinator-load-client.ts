@@ -9,7 +9,7 @@
  * Prints one JSON line: {leases, results, errors, latencies: number[] (ms)}.
  */
 import { phaseTensors, tensorShapes } from '../core/model/params.ts';
-import { PATHS, RESULT_FORMAT, PROTOCOL_VERSION, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../core/protocol.ts';
+import { PATHS, RESULT_FORMAT, PROTOCOL_VERSION, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../core/protocol/index.ts';
 
 const [url, kArg, secondsArg] = process.argv.slice(2);
 const K = Number(kArg);

@@ -7,7 +7,7 @@
  */
 import { createCpuBackend } from '../core/cpu/index.ts';
 import { parseJobConfig, type JobConfig } from '../core/model/config.ts';
-import { subset } from '../datasets/dataset.ts';
+import { subset } from '../core/dataset.ts';
 import { loadMnist } from '../datasets/mnist.ts';
 import { Trainer } from '../coordinator/trainer.ts';
 

@@ -19,7 +19,7 @@ import {
   type JobAction,
   type LeaseRequest,
   type RegisterRequest,
-} from '../core/protocol.ts';
+} from '../core/protocol/index.ts';
 import { checkToken } from './auth.ts';
 import type { ReceiveSlot } from './aggregate/index.ts';
 import type { Coordinator } from './coordinator.ts';

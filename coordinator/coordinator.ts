@@ -27,6 +27,7 @@ import { phaseName, TrainingPlan, type IterationPlan } from '../core/model/plan.
 import {
   decodeResult,
   encodeWeights,
+  encodePartition,
   PARTITION_TYPE,
   PATHS,
   ProtocolError,
@@ -35,6 +36,8 @@ import {
   type HeartbeatResponse,
   type IterationMetricsRow,
   type JobEvent,
+  type JobMetrics,
+  type JobSummary,
   type JobState,
   type LeaseResponse,
   type PublicStatus,
@@ -43,10 +46,11 @@ import {
   type ResultAck,
   type TaskLease,
   type WorkerStats,
-} from '../core/protocol.ts';
+  type WorkerView,
+} from '../core/protocol/index.ts';
 import { sampleRange } from '../core/rng.ts';
-import type { Dataset } from '../datasets/dataset.ts';
-import { encodePartition, partitionDataset } from '../datasets/partition.ts';
+import type { Dataset } from '../core/dataset.ts';
+import { partitionDataset } from '../datasets/partition.ts';
 import { createSummer, FlatAggregator, SimdSummer, TreeAggregator, type Aggregator, type AggregatorKind, type ReceiveSlot, type Summer } from './aggregate/index.ts';
 import { sha256Hex } from './auth.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
@@ -88,45 +92,6 @@ export interface CoordinatorOptions {
   /** keep this many checkpoint files per job (default 2) */
   readonly keepCheckpoints?: number;
   readonly log?: (msg: string) => void;
-}
-
-/** What a job looks like to the admin API. */
-export interface JobSummary {
-  readonly id: string;
-  readonly name: string;
-  readonly state: JobState;
-  readonly config: JobConfig;
-  readonly iteration: number;
-  readonly totalIterations: number;
-  readonly phase: string;
-  readonly phases: { phase: string; start: number; iterations: number }[];
-  readonly checkpointIteration: number;
-  readonly createdAt: number;
-  readonly startedAt: number | null;
-  readonly finishedAt: number | null;
-  readonly tasks: { done: number; leased: number; pending: number };
-  readonly lateResults: number;
-  readonly rejectedResults: number;
-  readonly lastEvaluation: { iteration: number; phase: string; testError: number; testLoss: number } | null;
-  readonly error: string | null;
-}
-
-export interface WorkerView {
-  readonly id: string;
-  readonly name: string;
-  readonly runtime: string;
-  readonly backend: string;
-  readonly adapter: string;
-  readonly state: 'active' | 'left' | 'lost';
-  readonly tasksDone: number;
-  readonly examplesDone: number;
-  readonly examplesPerSecond: number;
-  readonly bytesUp: number;
-  readonly bytesDown: number;
-  readonly rejected: number;
-  readonly late: number;
-  readonly joinedAt: number;
-  readonly lastSeen: number;
 }
 
 interface Worker {
@@ -732,7 +697,7 @@ export class Coordinator {
     return this.store.jobs().map((j) => this.summary(j.id));
   }
 
-  metrics(id: string, since = 0): { iterations: IterationMetricsRow[]; evaluations: { iteration: number; phase: string; testError: number; testLoss: number; confusion?: number[] }[] } {
+  metrics(id: string, since = 0): JobMetrics {
     this.jobRow(id);
     return {
       iterations: this.store.iterations(id, since).map((r) => ({
@@ -1134,7 +1099,7 @@ export class Coordinator {
     try {
       decoded = decodeResult(body, run!.gradShapes);
     } catch (e) {
-      if (e instanceof ProtocolError) return reject(new HttpError(e.status, e.code, e.message));
+      if (e instanceof ProtocolError) return reject(new HttpError(e.code === 'malformed-result' ? 400 : 422, e.code, e.message));
       throw e;
     }
     const { meta, grads } = decoded;

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createCpuBackend } from '../core/cpu/index.ts';
 import type { JobConfig } from '../core/model/config.ts';
-import { subset } from '../datasets/dataset.ts';
+import { subset } from '../core/dataset.ts';
 import { loadMnist, type Mnist } from '../datasets/mnist.ts';
 import { createApp } from './app.ts';
 import type { RateLimitOptions } from './rate-limit.ts';

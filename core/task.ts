@@ -7,6 +7,8 @@ import type { ComputeBackend } from './backend.ts';
 import type { JobConfig } from './model/config.ts';
 import { lowerLayers, mlpLayers, phaseTensors, rbmLayer, type Params } from './model/params.ts';
 import type { Phase } from './model/plan.ts';
+import { DatasetError } from './dataset.ts';
+import type { Partition } from './protocol/partition.ts';
 
 /** Examples as shipped to workers: uint8 pixels and labels. */
 export interface ExampleBatch {
@@ -105,4 +107,23 @@ function negate(a: Float32Array): Float32Array {
 function emptyResult(cfg: JobConfig, params: Params, phase: Phase): TaskResult {
   const names = phaseTensors(cfg, phase);
   return { grads: new Map(names.map((n) => [n, new Float32Array(params.get(n)!.length)])), loss: 0, correct: 0, count: 0 };
+}
+
+/** The examples with the given global ids, copied out of the partition in the given order. */
+export function batchFromPartition(part: Partition, ids: Uint32Array | readonly number[]): ExampleBatch {
+  const B = ids.length;
+  const { dim } = part;
+  const pixels = new Uint8Array(B * dim);
+  const labels = new Uint8Array(B);
+  const out = Uint32Array.from(ids);
+  for (let b = 0; b < B; b++) {
+    const id = ids[b]!;
+    if (!Number.isInteger(id) || id < part.lo || id >= part.hi || out[b] !== id) {
+      throw new DatasetError(`example ${id} is not in partition ${part.index}, which holds [${part.lo}, ${part.hi})`);
+    }
+    const i = id - part.lo;
+    pixels.set(part.pixels.subarray(i * dim, (i + 1) * dim), b * dim);
+    labels[b] = part.labels[i]!;
+  }
+  return { pixels, labels, ids: out, dim };
 }

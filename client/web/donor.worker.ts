@@ -12,7 +12,7 @@ import type { ComputeBackend } from '../../core/backend.ts';
 import { createCpuBackend } from '../../core/cpu/index.ts';
 import { tensorShapes } from '../../core/model/params.ts';
 import { phaseName } from '../../core/model/plan.ts';
-import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../../core/protocol.ts';
+import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
 import { createWebGpuBackend } from '../../core/webgpu/index.ts';
 import { GridWorker, type FetchLike, type WorkerEvent } from '../worker/worker.ts';
 import type { BackendChoice, DonorApi, DonorOptions, DonorSnapshot, DonorState } from './donor-api.ts';

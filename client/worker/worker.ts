@@ -25,10 +25,10 @@ import {
   type TaskLease,
   type WorkerRuntime,
   type WorkerStats,
-} from '../../core/protocol.ts';
+} from '../../core/protocol/index.ts';
 import { sampleRange } from '../../core/rng.ts';
-import { computeTask, type TaskResult } from '../../core/task.ts';
-import { batchFromPartition, decodePartition, type Partition } from '../../datasets/partition.ts';
+import { decodePartition, type Partition } from '../../core/protocol/partition.ts';
+import { batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
 
 /** A value decoded from a downloaded blob, and the check of that blob's hash (see GridWorker.blob). */
 interface Verified<T> {

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { createCpuBackend } from '../../core/cpu/index.ts';
 import { ConfigError, DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
 import { phaseName } from '../../core/model/plan.ts';
-import { subset } from '../../datasets/dataset.ts';
+import { subset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';
 import { evaluate, Trainer } from '../trainer.ts';

@@ -15,7 +15,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import { Hono } from 'hono';
 import { tensorShapes } from '../../core/model/params.ts';
-import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../core/protocol.ts';
+import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../core/protocol/index.ts';
 import { encodeSafetensors } from '../../core/safetensors.ts';
 import { extractFilters } from '../../client/web/filters.ts';
 import type { Coordinator } from '../coordinator.ts';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
 import { encodeSafetensors } from '../../core/safetensors.ts';
 import { makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
@@ -237,8 +237,9 @@ describe('leasing', () => {
       await r.app.request(PATHS.returnLease(first.leaseId), { method: 'POST', headers: { [WORKER_HEADER]: probe.token } });
       const blob = await r.app.request(PATHS.blob(first.partition.hash));
       expect(blob.status).toBe(200);
-      // The partitions are content-addressed: their hashes are those of datasets/partition.ts's encoding.
-      const { encodePartition, partitionDataset } = await import('../../datasets/partition.ts');
+      // The partitions are content-addressed: their hashes are those of core/protocol/partition.ts's encoding.
+      const { encodePartition } = await import('../../core/protocol/partition.ts');
+      const { partitionDataset } = await import('../../datasets/partition.ts');
       const { createHash } = await import('node:crypto');
       const { dataFor } = await import('./harness.ts');
       const parts = partitionDataset((await dataFor(SMALL_JOB)).train, SMALL_JOB.partitions);

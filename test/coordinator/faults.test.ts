@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PATHS, WORKER_HEADER } from '../../core/protocol.ts';
+import { PATHS, WORKER_HEADER } from '../../core/protocol/index.ts';
 import type { WorkerEvent } from '../../client/worker/worker.ts';
 import { inProcessWorker, ledgerCountsEachTaskOnce, makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
 

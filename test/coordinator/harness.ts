@@ -10,7 +10,7 @@ import { expect } from 'vitest';
 import { createCpuBackend } from '../../core/cpu/index.ts';
 import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
 import { GridWorker, type WorkerEvent, type WorkerOptions } from '../../client/worker/worker.ts';
-import { subset, type Dataset } from '../../datasets/dataset.ts';
+import { subset, type Dataset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
 import { createApp } from '../../coordinator/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';

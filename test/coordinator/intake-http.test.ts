@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseJobConfig } from '../../core/model/config.ts';
 import { tensorShapes, phaseTensors } from '../../core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type RegisterResponse, type TaskLease } from '../../core/protocol.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
 import { inProcessWorker, makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 /** Sends raw HTTP/1.1 and returns what the server answers before it closes the connection. */

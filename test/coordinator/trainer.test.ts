@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../../core/cpu/index.ts';
 import { parseJobConfig } from '../../core/model/config.ts';
-import { subset } from '../../datasets/dataset.ts';
+import { subset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../../coordinator/checkpoint.ts';
 import { evaluate, Trainer } from '../../coordinator/trainer.ts';

@@ -1,16 +1,10 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { partitionRange } from '../../core/model/plan.ts';
-import { DatasetError, type Dataset } from '../../datasets/dataset.ts';
-import {
-  batchFromPartition,
-  cutPartition,
-  decodePartition,
-  encodePartition,
-  PARTITION_HEADER_BYTES,
-  partitionDataset,
-  partitionHash,
-} from '../../datasets/partition.ts';
+import { DatasetError, type Dataset } from '../../core/dataset.ts';
+import { decodePartition, encodePartition, PARTITION_HEADER_BYTES, partitionHash } from '../../core/protocol/partition.ts';
+import { batchFromPartition } from '../../core/task.ts';
+import { cutPartition, partitionDataset } from '../../datasets/partition.ts';
 
 /** 103 examples of 3 x 5 pixels: pixel value and label derived from the example index. */
 function dataset(count = 103, rows = 3, cols = 5): Dataset {

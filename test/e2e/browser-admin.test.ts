@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCpuBackend } from '../../core/cpu/index.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import { GridWorker } from '../../client/worker/worker.ts';
-import type { JobSummary } from '../../coordinator/coordinator.ts';
+import type { JobSummary } from '../../core/protocol/index.ts';
 import { ADMIN_TOKEN, artifact, buildPages, launchChromium, startGrid, waitFor, watchConsole, type Grid } from './browser-harness.ts';
 
 const JOB: Partial<JobConfig> = {
