@@ -22,7 +22,7 @@ import {
 } from '../core/protocol/index.ts';
 import { checkToken } from './auth.ts';
 import type { ReceiveSlot } from './aggregate/index.ts';
-import type { Coordinator } from './coordinator.ts';
+import type { Coordinator } from './engine/coordinator.ts';
 import { HttpError } from './errors.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 

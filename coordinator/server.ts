@@ -18,7 +18,7 @@ import { loadMnist, type Mnist } from '../datasets/mnist.ts';
 import { createApp } from './app.ts';
 import type { RateLimitOptions } from './rate-limit.ts';
 import { ensureAdminToken } from './auth.ts';
-import { Coordinator, type CoordinatorOptions, type TrainTestData } from './coordinator.ts';
+import { Coordinator, type CoordinatorOptions, type TrainTestData } from './engine/coordinator.ts';
 
 export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir' | 'loadData'>> {
   readonly port?: number;

@@ -12,7 +12,7 @@ import { initParams, mlpLayers, type Params } from '../core/model/params.ts';
 import { TrainingPlan, type IterationPlan } from '../core/model/plan.ts';
 import { sampleRange } from '../core/rng.ts';
 import { computeTask, toUnit, type ExampleBatch, type TaskResult } from '../core/task.ts';
-import type { Checkpoint } from './checkpoint.ts';
+import type { Checkpoint } from './engine/checkpoint.ts';
 
 /** Images and labels, N x dim uint8 pixels. */
 export interface LabeledImages {

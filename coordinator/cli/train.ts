@@ -14,7 +14,7 @@ import { ConfigError, DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../
 import { phaseName } from '../../core/model/plan.ts';
 import { subset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
-import { loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../engine/checkpoint.ts';
 import { evaluate, Trainer } from '../trainer.ts';
 import { formatSeconds, ProgressBar } from './progress.ts';
 

@@ -14,7 +14,7 @@ import { decodeSafetensors } from '../../core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
 import type { JobSummary, WorkerView as WorkerRow } from '../../core/protocol/index.ts';
-import type { Coordinator } from '../coordinator.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
 
 /** One test evaluation as the metrics endpoint answers it; each carries its confusion matrix (K x K, [true * K + predicted]). */
 type EvaluationPoint = ReturnType<Coordinator['metrics']>['evaluations'][number] & { readonly confusion?: readonly number[] };

@@ -18,7 +18,7 @@ import { tensorShapes } from '../../core/model/params.ts';
 import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../core/protocol/index.ts';
 import { encodeSafetensors } from '../../core/safetensors.ts';
 import { extractFilters } from '../../client/web/filters.ts';
-import type { Coordinator } from '../coordinator.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** Where `npm run build:web` writes the pages. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseJobConfig } from '../../core/model/config.ts';
 import { initParams } from '../../core/model/params.ts';
 import { encodeSafetensors, SafetensorsError } from '../../core/safetensors.ts';
-import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../../coordinator/checkpoint.ts';
+import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../../coordinator/engine/checkpoint.ts';
 
 const cfg = parseJobConfig({ layers: [20, 7, 5, 3], seed: 9 });
 

@@ -14,7 +14,7 @@ import { subset, type Dataset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
 import { createApp } from '../../coordinator/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
-import { Coordinator, type CoordinatorOptions, type TrainTestData } from '../../coordinator/coordinator.ts';
+import { Coordinator, type CoordinatorOptions, type TrainTestData } from '../../coordinator/engine/coordinator.ts';
 
 export const MNIST_DIR = join(import.meta.dirname, '../../../shared/datasets/mnist');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';

@@ -15,7 +15,7 @@ import { createCpuBackend } from '../../core/cpu/index.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import { createApp } from '../../coordinator/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
-import { Coordinator, type CoordinatorOptions } from '../../coordinator/coordinator.ts';
+import { Coordinator, type CoordinatorOptions } from '../../coordinator/engine/coordinator.ts';
 import type { JobSummary } from '../../core/protocol/index.ts';
 import { mountWeb } from '../../coordinator/web/serve.ts';
 import { ADMIN_TOKEN, dataFor } from '../coordinator/harness.ts';

@@ -19,11 +19,11 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ComputeBackend } from '../core/backend.ts';
-import { ConfigError, parseJobConfig, type JobConfig } from '../core/model/config.ts';
-import { MomentumSgd } from '../core/model/optimizer.ts';
-import { cloneParams, initParams, phaseTensors, tensorShapes, type Params } from '../core/model/params.ts';
-import { phaseName, TrainingPlan, type IterationPlan } from '../core/model/plan.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { ConfigError, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { MomentumSgd } from '../../core/model/optimizer.ts';
+import { cloneParams, initParams, phaseTensors, tensorShapes, type Params } from '../../core/model/params.ts';
+import { phaseName, TrainingPlan, type IterationPlan } from '../../core/model/plan.ts';
 import {
   decodeResult,
   encodeWeights,
@@ -47,17 +47,17 @@ import {
   type TaskLease,
   type WorkerStats,
   type WorkerView,
-} from '../core/protocol/index.ts';
-import { sampleRange } from '../core/rng.ts';
-import type { Dataset } from '../core/dataset.ts';
-import { partitionDataset } from '../datasets/partition.ts';
-import { createSummer, FlatAggregator, SimdSummer, TreeAggregator, type Aggregator, type AggregatorKind, type ReceiveSlot, type Summer } from './aggregate/index.ts';
-import { sha256Hex } from './auth.ts';
+} from '../../core/protocol/index.ts';
+import { sampleRange } from '../../core/rng.ts';
+import type { Dataset } from '../../core/dataset.ts';
+import { partitionDataset } from '../../datasets/partition.ts';
+import { createSummer, FlatAggregator, SimdSummer, TreeAggregator, type Aggregator, type AggregatorKind, type ReceiveSlot, type Summer } from '../aggregate/index.ts';
+import { sha256Hex } from '../auth.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { HttpError } from './errors.ts';
+import { HttpError } from '../errors.ts';
 import { EventBus } from './events.ts';
 import { Store, type JobRow, type WorkerRow } from './store.ts';
-import { evaluate } from './trainer.ts';
+import { evaluate } from '../trainer.ts';
 
 export interface TrainTestData {
   readonly train: Dataset;
