@@ -23,6 +23,7 @@ import {
 import { checkToken } from './auth.ts';
 import type { ReceiveSlot } from './aggregate/index.ts';
 import type { Coordinator } from './engine/coordinator.ts';
+import { DomainError } from './engine/errors.ts';
 import { HttpError } from './errors.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 
@@ -59,7 +60,7 @@ async function readJson<T>(c: Context): Promise<T> {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
     return v as T;
   } catch (e) {
-    throw new HttpError(400, 'bad-request', `body is not a JSON object: ${(e as Error).message}`);
+    throw new HttpError('bad-request', `body is not a JSON object: ${(e as Error).message}`);
   }
 }
 
@@ -71,7 +72,7 @@ function tooLarge(limit: number) {
 function strings(v: unknown, field: string, max = 4096): string[] | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v) || v.length > max || !v.every((h) => typeof h === 'string' && HASH_PATTERN.test(h))) {
-    throw new HttpError(400, 'bad-request', `"${field}" must be an array of at most ${max} SHA-256 hex hashes`);
+    throw new HttpError('bad-request', `"${field}" must be an array of at most ${max} SHA-256 hex hashes`);
   }
   return v as string[];
 }
@@ -114,7 +115,7 @@ async function readBody(chunks: AsyncIterator<Uint8Array> | null, slot: ReceiveS
   if (!chunks) return new Uint8Array(0);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HttpError(408, 'upload-timeout', `the body took longer than ${timeoutMs} ms to arrive; upload again on a faster link or lease a smaller task`, CLOSE)), timeoutMs);
+    timer = setTimeout(() => reject(new HttpError('upload-timeout', `the body took longer than ${timeoutMs} ms to arrive; upload again on a faster link or lease a smaller task`, CLOSE)), timeoutMs);
   });
   const parts: Uint8Array[] = [];
   let at = 0;
@@ -126,7 +127,7 @@ async function readBody(chunks: AsyncIterator<Uint8Array> | null, slot: ReceiveS
       const r = await Promise.race([next, timeout]);
       if (r.done) break;
       const value = r.value;
-      if (at + value.length > limit) throw new HttpError(413, 'body-too-large', `body exceeds the ${limit}-byte limit`, CLOSE);
+      if (at + value.length > limit) throw new HttpError('body-too-large', `body exceeds the ${limit}-byte limit`, CLOSE);
       if (slot) slot.write(at, value);
       else parts.push(value);
       at += value.length;
@@ -166,6 +167,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
 
   app.onError((err, c) => {
     if (err instanceof HttpError) return fail(c, err);
+    if (err instanceof DomainError) return fail(c, HttpError.from(err));
     console.error(err);
     return c.json({ error: 'internal', detail: `internal error: ${err.message}` }, 500);
   });
@@ -173,7 +175,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
 
   const limit = (key: string): void => {
     const wait = limiter.take(key);
-    if (wait > 0) throw new HttpError(429, 'rate-limited', `too many requests; retry in ${wait} ms`, { 'Retry-After': String(Math.ceil(wait / 1000)) });
+    if (wait > 0) throw new HttpError('rate-limited', `too many requests; retry in ${wait} ms`, { 'Retry-After': String(Math.ceil(wait / 1000)) });
   };
   /**
    * The authenticated worker, its request counted against its rate limit.
@@ -184,7 +186,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
    */
   const worker = (c: Context, counted = true) => {
     const w = coord.authenticate(c.req.header(WORKER_HEADER));
-    if (counted) limit(w.row.id);
+    if (counted) limit(w.id);
     return w;
   };
 
@@ -193,7 +195,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
 
   app.get(`${API_PREFIX}/blobs/:hash`, (c) => {
     const hash = c.req.param('hash');
-    if (!HASH_PATTERN.test(hash)) throw new HttpError(400, 'bad-request', 'a blob hash is 64 lowercase hex digits');
+    if (!HASH_PATTERN.test(hash)) throw new HttpError('bad-request', 'a blob hash is 64 lowercase hex digits');
     const b = coord.blob(hash);
     const etag = `"${hash}"`;
     c.header('ETag', etag);
@@ -214,9 +216,9 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     limit(`addr:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`);
     const b = await readJson<Partial<RegisterRequest>>(c);
     const name = typeof b.name === 'string' ? b.name.slice(0, 64) : '';
-    if (!name) throw new HttpError(400, 'bad-request', '"name" must be a non-empty string');
-    if (b.runtime !== 'deno' && b.runtime !== 'browser' && b.runtime !== 'node') throw new HttpError(400, 'bad-request', '"runtime" must be "deno", "browser" or "node"');
-    if (b.backend !== 'cpu' && b.backend !== 'webgpu') throw new HttpError(400, 'bad-request', '"backend" must be "cpu" or "webgpu"');
+    if (!name) throw new HttpError('bad-request', '"name" must be a non-empty string');
+    if (b.runtime !== 'deno' && b.runtime !== 'browser' && b.runtime !== 'node') throw new HttpError('bad-request', '"runtime" must be "deno", "browser" or "node"');
+    if (b.backend !== 'cpu' && b.backend !== 'webgpu') throw new HttpError('bad-request', '"backend" must be "cpu" or "webgpu"');
     const adapter = typeof b.adapter === 'string' ? b.adapter.slice(0, 200) : '';
     const cached = strings(b.cached, 'cached');
     return c.json(coord.register({ name, runtime: b.runtime, backend: b.backend, adapter, cached }), 201);
@@ -249,7 +251,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const waitMs = typeof b.waitMs === 'number' && Number.isFinite(b.waitMs) ? b.waitMs : 0;
     const maxTasks = b.maxTasks === undefined ? 1 : b.maxTasks;
     if (!Number.isInteger(maxTasks) || maxTasks < 1 || maxTasks > MAX_TASKS_PER_REQUEST) {
-      throw new HttpError(400, 'bad-request', `"maxTasks" must be an integer from 1 to ${MAX_TASKS_PER_REQUEST}`);
+      throw new HttpError('bad-request', `"maxTasks" must be an integer from 1 to ${MAX_TASKS_PER_REQUEST}`);
     }
     return c.json(await coord.lease(w, strings(b.cached, 'cached'), waitMs, maxTasks));
   });
@@ -292,7 +294,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     const bearer = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
     const token = bearer ?? (c.req.path === PATHS.admin.events ? c.req.query('token') : undefined);
     if (!checkToken(token, opts.adminTokenHash)) {
-      throw new HttpError(401, 'unauthorized', 'admin endpoints need "Authorization: Bearer <admin token>" (printed at the first start)', { 'WWW-Authenticate': 'Bearer' });
+      throw new HttpError('unauthorized', 'admin endpoints need "Authorization: Bearer <admin token>" (printed at the first start)', { 'WWW-Authenticate': 'Bearer' });
     }
     await next();
   };

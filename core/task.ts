@@ -36,11 +36,39 @@ export interface TaskSpec {
  * pre-training, cross-entropy when fine-tuning), correct predictions
  * (fine-tuning) and the example count.
  */
+/** The sums of one or more tasks: gradient sums, loss sum, correct predictions, examples. */
 export interface TaskResult {
   readonly grads: Map<string, Float32Array>;
   readonly loss: number;
   readonly correct: number;
   readonly count: number;
+}
+
+/**
+ * The one element-wise adder of gradient sums: each tensor of `from` into the
+ * one of the same name in `into` (changed in place; a tensor `into` lacks is
+ * taken over from `from`). Returns the bytes added.
+ */
+export function addGrads(into: Map<string, Float32Array>, from: ReadonlyMap<string, Float32Array>): number {
+  let bytes = 0;
+  for (const [name, g] of from) {
+    const acc = into.get(name);
+    if (!acc) {
+      into.set(name, g);
+      continue;
+    }
+    if (acc.length !== g.length) throw new RangeError(`gradient "${name}": ${acc.length} values vs ${g.length}`);
+    const n = g.length;
+    for (let i = 0; i < n; i++) acc[i] += g[i]!;
+    bytes += g.byteLength;
+  }
+  return bytes;
+}
+
+/** a + b: b's gradients added into a's arrays (a's arrays are reused), the counts summed. */
+export function addResults(a: TaskResult, b: TaskResult): TaskResult {
+  addGrads(a.grads, b.grads);
+  return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
 }
 
 /** Pixels 0..255 to intensities in [0, 1]. */

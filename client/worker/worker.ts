@@ -28,7 +28,7 @@ import {
 } from '../../core/protocol/index.ts';
 import { sampleRange } from '../../core/rng.ts';
 import { decodePartition, type Partition } from '../../core/protocol/partition.ts';
-import { batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
+import { addResults, batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
 
 /** A value decoded from a downloaded blob, and the check of that blob's hash (see GridWorker.blob). */
 interface Verified<T> {
@@ -186,16 +186,6 @@ async function readBytes(res: Response, into?: Uint8Array): Promise<Uint8Array> 
     at += value.length;
   }
   return spill ? concatBytes(spill) : into.subarray(0, at);
-}
-
-/** a += b for two task results (a's arrays are reused): a bundle's sum. */
-function addResults(a: TaskResult, b: TaskResult): TaskResult {
-  for (const [name, g] of b.grads) {
-    const acc = a.grads.get(name);
-    if (!acc || acc.length !== g.length) throw new Error(`gradient "${name}" differs between the tasks of a bundle`);
-    for (let i = 0; i < g.length; i++) acc[i] += g[i]!;
-  }
-  return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
 }
 
 export class GridWorker {
