@@ -15,8 +15,8 @@ import { createCpuBackend } from '../core/cpu/index.ts';
 import type { JobConfig } from '../core/model/config.ts';
 import { subset } from '../core/dataset.ts';
 import { loadMnist, type Mnist } from '../datasets/mnist.ts';
-import { createApp } from './app.ts';
-import type { RateLimitOptions } from './rate-limit.ts';
+import { createApp } from './http/app.ts';
+import type { RateLimitOptions } from './http/middleware/rate-limit.ts';
 import { ensureAdminToken } from './auth.ts';
 import { Coordinator, type CoordinatorOptions, type TrainTestData } from './engine/coordinator.ts';
 

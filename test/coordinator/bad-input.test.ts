@@ -180,7 +180,7 @@ describe('bad uploads are refused with no state change', () => {
 
   it('worker requests are rate-limited', async () => {
     const tight = await makeRig({}, undefined);
-    const { createApp } = await import('../../coordinator/app.ts');
+    const { createApp } = await import('../../coordinator/http/app.ts');
     const { sha256Hex } = await import('../../coordinator/auth.ts');
     const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 1, burst: 3 } });
     const statuses: number[] = [];
@@ -196,7 +196,7 @@ describe('bad uploads are refused with no state change', () => {
     const tight = await makeRig({ normBoundPerExample: 100 });
     try {
       await startJob(tight, SMALL_JOB);
-      const { createApp } = await import('../../coordinator/app.ts');
+      const { createApp } = await import('../../coordinator/http/app.ts');
       const { sha256Hex } = await import('../../coordinator/auth.ts');
       const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 0.01, burst: 1 } });
       const reg = (await (await app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name: 't', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;

@@ -12,7 +12,7 @@ import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
 import { GridWorker, type WorkerEvent, type WorkerOptions } from '../../client/worker/worker.ts';
 import { subset, type Dataset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
-import { createApp } from '../../coordinator/app.ts';
+import { createApp } from '../../coordinator/http/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
 import { Coordinator, type CoordinatorOptions, type TrainTestData } from '../../coordinator/engine/coordinator.ts';
 

@@ -13,7 +13,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { createCpuBackend } from '../../core/cpu/index.ts';
 import type { JobConfig } from '../../core/model/config.ts';
-import { createApp } from '../../coordinator/app.ts';
+import { createApp } from '../../coordinator/http/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
 import { Coordinator, type CoordinatorOptions } from '../../coordinator/engine/coordinator.ts';
 import type { JobSummary } from '../../core/protocol/index.ts';

@@ -7,7 +7,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
-import { concatBytes } from '../core/bytes.ts';
+import { concatBytes } from '../../core/bytes.ts';
 import {
   API_PREFIX,
   HASH_PATTERN,
@@ -19,13 +19,13 @@ import {
   type JobAction,
   type LeaseRequest,
   type RegisterRequest,
-} from '../core/protocol/index.ts';
-import { checkToken } from './auth.ts';
-import type { ReceiveSlot } from './aggregate/index.ts';
-import type { Coordinator } from './engine/coordinator.ts';
-import { DomainError } from './engine/errors.ts';
+} from '../../core/protocol/index.ts';
+import { checkToken } from '../auth.ts';
+import type { ReceiveSlot } from '../aggregate/index.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
+import { DomainError } from '../engine/errors.ts';
 import { HttpError } from './errors.ts';
-import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
+import { RateLimiter, type RateLimitOptions } from './middleware/rate-limit.ts';
 
 export interface AppOptions {
   /** SHA-256 hex of the admin token */

@@ -5,8 +5,8 @@
  * DomainError becomes an answer. app.ts turns both into the JSON body
  * `{error, detail}`.
  */
-import type { ApiError, ErrorCode } from '../core/protocol/index.ts';
-import { DomainError } from './engine/errors.ts';
+import type { ApiError, ErrorCode } from '../../core/protocol/index.ts';
+import { DomainError } from '../engine/errors.ts';
 
 export type HttpStatus = 400 | 401 | 403 | 404 | 408 | 409 | 410 | 413 | 422 | 429 | 500 | 503;
 
