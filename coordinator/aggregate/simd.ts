@@ -11,7 +11,7 @@
  * memory and is summed by the loop.
  *
  * Receive slots: with reserve(), the memory also holds slots that request
- * bodies are read into (coordinator/app.ts). A result decoded from a slot has
+ * bodies are read into (coordinator/http/routes/workers.ts). A result decoded from a slot has
  * its tensors in this memory already, so adding it needs no copy: the add
  * reads it where it lies.
  */
