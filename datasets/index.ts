@@ -18,5 +18,5 @@ export {
 } from './idx.ts';
 export { cutPartition, partitionDataset } from './partition.ts';
 // The partition blob format is core/protocol/partition.ts's; the batch of a task, core/task.ts's.
-export { decodePartition, encodePartition, PARTITION_HEADER_BYTES, PARTITION_MAGIC, PARTITION_VERSION, partitionHash, type Partition } from '../core/protocol/partition.ts';
+export { decodePartition, encodePartition, PARTITION_HEADER_BYTES, PARTITION_MAGIC, PARTITION_VERSION, type Partition } from '../core/protocol/partition.ts';
 export { batchFromPartition } from '../core/task.ts';

@@ -98,11 +98,3 @@ export function decodePartition(bytes: Uint8Array, name = 'partition blob'): Par
     labels: bytes.subarray(at + count * dim, need),
   };
 }
-
-/** SHA-256 of the blob as lowercase hex, its content address (Web Crypto: Node 20, Deno, browsers). */
-export async function partitionHash(bytes: Uint8Array): Promise<string> {
-  // Web Crypto takes ArrayBuffer-backed views only; copy one backed by a SharedArrayBuffer.
-  const data = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : bytes.slice();
-  const digest = await crypto.subtle.digest('SHA-256', data);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}

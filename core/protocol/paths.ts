@@ -1,7 +1,7 @@
 /**
  * Where things are on the wire: the protocol version, the paths the
- * coordinator serves, the worker's credential header and the MIME types of
- * the binary bodies.
+ * coordinator serves, the worker's credential header, the MIME types of
+ * the binary bodies, and the content address of a blob.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -50,3 +50,16 @@ export const PATHS = {
 } as const;
 
 export type JobAction = 'start' | 'pause' | 'resume' | 'cancel';
+
+/**
+ * Lowercase hex SHA-256 of a blob: its content address, the hash in
+ * PATHS.blob (Web Crypto: Node 20, Deno, browsers).
+ */
+export async function blobHash(bytes: Uint8Array): Promise<string> {
+  // Web Crypto takes ArrayBuffer-backed views only; copy one backed by a SharedArrayBuffer.
+  const data = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : bytes.slice();
+  const digest = await crypto.subtle.digest('SHA-256', data);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export const HASH_PATTERN = /^[0-9a-f]{64}$/;

@@ -1,6 +1,6 @@
 /**
  * The weights broadcast: every tensor of the model as safetensors, tagged
- * with its version; and the content address (SHA-256 hex) of every blob.
+ * with its version.
  */
 import type { JobConfig } from '../model/config.ts';
 import type { Params } from '../model/params.ts';
@@ -34,14 +34,3 @@ export function decodeWeights(bytes: Uint8Array, shapes: ReadonlyMap<string, rea
   }
   return { params, version: Number(md.version) };
 }
-
-/** Lowercase hex SHA-256 of a blob: its content address. */
-export async function blobHash(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
-  const b = new Uint8Array(digest);
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, '0');
-  return s;
-}
-
-export const HASH_PATTERN = /^[0-9a-f]{64}$/;
