@@ -11,16 +11,16 @@ import { serve, type ServerType } from '@hono/node-server';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createCpuBackend } from '../client/core/cpu/index.ts';
-import type { JobConfig } from '../client/core/model/config.ts';
-import { subset } from '../datasets/dataset.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
+import type { JobConfig } from '../core/model/config.ts';
+import { subset } from '../core/dataset.ts';
 import { loadMnist, type Mnist } from '../datasets/mnist.ts';
-import { createApp } from './app.ts';
+import { createApp } from './http/app.ts';
 import { readJobFile, runCli } from './cli/run-cli.ts';
 import { parseServerFlags, SERVER_USAGE } from './cli/server-flags.ts';
-import type { RateLimitOptions } from './rate-limit.ts';
+import type { RateLimitOptions } from './http/middleware/rate-limit.ts';
 import { ensureAdminToken } from './auth.ts';
-import { Coordinator, type CoordinatorOptions, type TrainTestData } from './coordinator.ts';
+import { Coordinator, type CoordinatorOptions, type TrainTestData } from './engine/coordinator.ts';
 
 export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir' | 'loadData'>> {
   readonly port?: number;

@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_JOB } from '../../client/core/model/config.ts';
+import { DEFAULT_JOB } from '../../core/model/config.ts';
 import { startServer } from '../server.ts';
 import { JobLine } from './job-line.ts';
 import { MAIN_USAGE, parseMainFlags } from './main-flags.ts';

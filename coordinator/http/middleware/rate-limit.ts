@@ -1,4 +1,12 @@
-/** Token-bucket rate limiting per key (worker id, or client address for registration). */
+/**
+ * Token-bucket rate limiting per key (worker id, or client address for
+ * registration): the bucket (RateLimiter), and the middleware that spends a
+ * token per request or answers 429 `rate-limited` with Retry-After.
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { HttpError } from '../errors.ts';
+import type { Env } from '../env.ts';
+
 export interface RateLimitOptions {
   /** sustained requests per second */
   readonly perSecond: number;
@@ -32,4 +40,23 @@ export class RateLimiter {
   private sweep(t: number): void {
     for (const [k, b] of this.buckets) if (t - b.at > 60_000) this.buckets.delete(k);
   }
+}
+
+/** Spends a token of `key`; throws 429 `rate-limited` when there is none. */
+export function takeToken(limiter: RateLimiter, key: string): void {
+  const wait = limiter.take(key);
+  if (wait > 0) throw new HttpError('rate-limited', `too many requests; retry in ${wait} ms`, { 'Retry-After': String(Math.ceil(wait / 1000)) });
+}
+
+export interface RateLimitMiddlewareOptions {
+  readonly limiter: RateLimiter;
+  /** the bucket a request draws from */
+  readonly key: (c: Context<Env>) => string;
+}
+
+export function rateLimit(opts: RateLimitMiddlewareOptions): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    takeToken(opts.limiter, opts.key(c));
+    await next();
+  };
 }

@@ -5,9 +5,9 @@
  * the previous checkpoint intact.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../client/core/safetensors.ts';
-import type { JobConfig } from '../client/core/model/config.ts';
-import { tensorShapes, type Params } from '../client/core/model/params.ts';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../../core/safetensors.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import { tensorShapes, type Params } from '../../core/model/params.ts';
 
 export const CHECKPOINT_FORMAT = 'tessera-checkpoint';
 export const CHECKPOINT_VERSION = '1';
