@@ -9,9 +9,9 @@
  *
  *   nice npx tsx bench/cpu-threads.ts [--quick] [--threads 2] [--rounds 7] [--round-ms 2000]
  */
-import type { ComputeBackend, DenseLayer } from '../client/core/backend.ts';
-import { createCpuBackend } from '../client/core/cpu/index.ts';
-import { nodeSpawner } from '../client/core/cpu/threads-node.ts';
+import type { ComputeBackend, DenseLayer } from '../core/backend.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
+import { nodeSpawner } from '../core/cpu/threads-node.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, dflt: number): number => {

@@ -8,8 +8,9 @@
  * not fit the data, and a start that another active job blocks, are
  * OperatorErrors (the file itself is read by cli/run-cli.ts's readJobFile).
  */
-import { ConfigError, parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
-import type { Coordinator, JobSummary } from './coordinator.ts';
+import { ConfigError, parseJobConfig, type JobConfig } from '../core/model/config.ts';
+import type { JobSummary } from '../core/protocol/index.ts';
+import type { Coordinator } from './engine/coordinator.ts';
 import { datasetError, OperatorError } from './operator-error.ts';
 
 function readConfig(file: string, input: unknown): JobConfig {

@@ -7,7 +7,7 @@
  */
 import { accessSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DatasetError } from '../datasets/dataset.ts';
+import { DatasetError } from '../core/dataset.ts';
 
 export class OperatorError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -2,16 +2,16 @@
  * Builds the WebAssembly SIMD kernels from their AssemblyScript sources into
  * TS modules that hold the bytes base64-encoded (so every runtime loads them
  * without fetch or fs):
- *   client/core/cpu/assembly/simd.as.ts -> client/core/cpu/simd-wasm.generated.ts
+ *   core/cpu/assembly/simd.as.ts -> core/cpu/simd-wasm.generated.ts
  *       (the CPU backend's matmul, one thread, its own memory)
- *   client/core/cpu/assembly/simd.as.ts -> client/core/cpu/simd-shared-wasm.generated.ts
+ *   core/cpu/assembly/simd.as.ts -> core/cpu/simd-shared-wasm.generated.ts
  *       (the same kernels over an imported shared memory: the threaded engine)
  *   coordinator/aggregate/assembly/add.as.ts -> coordinator/aggregate/add-wasm.generated.ts
  *       (the aggregation summer's add, over an imported memory)
  * Run `npm run build:wasm` after editing a source;
  * test/core/cpu/wasm-build.test.ts fails if the committed bytes drift.
  *
- * Build-time Node code: it lives outside client/core, which stays
+ * Build-time Node code: it lives outside core, which stays
  * runtime-neutral.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -31,8 +31,8 @@ export interface WasmTarget {
   readonly flags: readonly string[];
 }
 
-export const SOURCE = at('client/core/cpu/assembly/simd.as.ts');
-export const GENERATED = at('client/core/cpu/simd-wasm.generated.ts');
+export const SOURCE = at('core/cpu/assembly/simd.as.ts');
+export const GENERATED = at('core/cpu/simd-wasm.generated.ts');
 export const ASC_FLAGS = ['-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd'];
 
 /**
@@ -45,7 +45,7 @@ export const TARGETS = {
   simd: { source: SOURCE, generated: GENERATED, constant: 'SIMD_WASM_BASE64', flags: ASC_FLAGS },
   simdShared: {
     source: SOURCE,
-    generated: at('client/core/cpu/simd-shared-wasm.generated.ts'),
+    generated: at('core/cpu/simd-shared-wasm.generated.ts'),
     constant: 'SIMD_SHARED_WASM_BASE64',
     flags: [
       ...ASC_FLAGS, '--enable', 'threads', '--importMemory', '--noExportMemory', '--sharedMemory',

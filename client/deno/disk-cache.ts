@@ -3,7 +3,7 @@
  * to a temporary name and renamed, so a crash never leaves half a blob under
  * its hash (the worker also checks every blob's hash when it reads it).
  */
-import type { BlobCache } from '../core/worker.ts';
+import type { BlobCache } from '../worker/worker.ts';
 
 export class DiskBlobCache implements BlobCache {
   private known: Set<string> | null = null;

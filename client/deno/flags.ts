@@ -3,10 +3,10 @@
  * `node:util` parseArgs: typed options, or a FlagError naming the bad flag.
  * Runtime-neutral, so Vitest tests it too.
  */
-import { boolFlag, choiceFlag, FlagError, numberFlag, parseFlagValues, stringFlag } from '../core/flags.ts';
-import { BACKEND_CHOICES, type BackendChoice } from '../core/pick-backend.ts';
-import { MAX_THREADS } from '../core/cpu/index.ts';
-import { MAX_TASKS_PER_REQUEST } from '../core/protocol.ts';
+import { boolFlag, choiceFlag, FlagError, numberFlag, parseFlagValues, stringFlag } from '../../core/flags.ts';
+import { BACKEND_CHOICES, type BackendChoice } from '../../core/pick-backend.ts';
+import { MAX_THREADS } from '../../core/cpu/index.ts';
+import { MAX_TASKS_PER_REQUEST } from '../../core/protocol/index.ts';
 
 export const WORKER_USAGE = `usage: deno run -A client/deno/worker.ts --coordinator URL [options]
   --coordinator URL        the coordinator, e.g. http://127.0.0.1:8080 (required)

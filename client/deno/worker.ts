@@ -20,10 +20,10 @@
  * caches partition blobs on disk by hash; on SIGINT/SIGTERM gives its lease
  * back, leaves the grid and exits 0.
  */
-import { createCpuBackend } from '../core/cpu/index.ts';
-import { FlagError } from '../core/flags.ts';
-import { pickBackend } from '../core/pick-backend.ts';
-import { GridWorker, MemoryBlobCache } from '../core/worker.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { FlagError } from '../../core/flags.ts';
+import { pickBackend } from '../../core/pick-backend.ts';
+import { GridWorker, MemoryBlobCache } from '../worker/worker.ts';
 import { DiskBlobCache } from './disk-cache.ts';
 import { parseWorkerFlags, WORKER_USAGE, type WorkerFlags } from './flags.ts';
 
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const picked = await pickBackend(args.backend, {
     gpu: navigator.gpu,
     createCpu: () => createCpuBackend({ threads: args.threads }),
-    createWebGpu: async (adapter) => (await import('../core/webgpu/index.ts')).createWebGpuBackend({ adapter }),
+    createWebGpu: async (adapter) => (await import('../../core/webgpu/index.ts')).createWebGpuBackend({ adapter }),
     forceHint: '--backend webgpu forces WebGPU',
   }).catch((e: unknown) => {
     console.error((e as Error).message);

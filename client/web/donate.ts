@@ -12,7 +12,7 @@
  * setting is fixed at one thread and says why.
  */
 import * as Comlink from 'comlink';
-import { PATHS, WORKER_HEADER, type PublicStatus } from '../core/protocol.ts';
+import { PATHS, WORKER_HEADER, type PublicStatus } from '../../core/protocol/index.ts';
 import type { BackendChoice, DonorApi, DonorSnapshot } from './donor-api.ts';
 import { drawFilters } from './filters.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';

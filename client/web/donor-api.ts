@@ -1,10 +1,10 @@
 /**
  * What the donate page asks of its Web Worker, over Comlink. The worker
- * (donor.worker.ts) runs the worker core (client/core/worker.ts) so the page
+ * (donor.worker.ts) runs the worker core (client/worker/worker.ts) so the page
  * never blocks on compute; the page only renders snapshots and sends controls.
  */
-import type { BackendKind } from '../core/backend.ts';
-import type { BackendChoice } from '../core/pick-backend.ts';
+import type { BackendKind } from '../../core/backend.ts';
+import type { BackendChoice } from '../../core/pick-backend.ts';
 import type { FilterTiles } from './filters.ts';
 
 export type { BackendChoice };

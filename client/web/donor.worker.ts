@@ -1,21 +1,21 @@
 /// <reference lib="webworker" />
 /**
  * The donate page's dedicated Web Worker: picks a compute backend (WebGPU
- * on a real GPU, else the CPU backend; client/core/pick-backend.ts), runs the
- * worker core (GridWorker, client/core/worker.ts) with the IndexedDB cache,
+ * on a real GPU, else the CPU backend; core/pick-backend.ts), runs the
+ * worker core (GridWorker, client/worker/worker.ts) with the IndexedDB cache,
  * and exposes DonorApi to the page over Comlink. It turns the core's events
  * into snapshots for the page, and draws the filters from the weights blob
  * the core already fetched.
  */
 import * as Comlink from 'comlink';
-import type { ComputeBackend } from '../core/backend.ts';
-import { pickBackend, type BackendChoice, type PickedBackend } from '../core/pick-backend.ts';
-import { createCpuBackend } from '../core/cpu/index.ts';
-import { tensorShapes } from '../core/model/params.ts';
-import { phaseName } from '../core/model/plan.ts';
-import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../core/protocol.ts';
-import { createWebGpuBackend } from '../core/webgpu/index.ts';
-import { GridWorker, type FetchLike, type WorkerEvent } from '../core/worker.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { pickBackend, type BackendChoice, type PickedBackend } from '../../core/pick-backend.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { phaseName } from '../../core/model/plan.ts';
+import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
+import { createWebGpuBackend } from '../../core/webgpu/index.ts';
+import { GridWorker, type FetchLike, type WorkerEvent } from '../worker/worker.ts';
 import type { DonorApi, DonorOptions, DonorSnapshot, DonorState } from './donor-api.ts';
 import { extractFilters, type FilterTiles } from './filters.ts';
 import { BrowserBlobCache } from './idb-cache.ts';
@@ -108,7 +108,7 @@ setInterval(() => {
 
 // ------------------------------------------------------------ backend
 
-/** The shared picker (client/core/pick-backend.ts): WebGPU on a real GPU, the CPU backend on a software adapter (SwiftShader) or without WebGPU. */
+/** The shared picker (core/pick-backend.ts): WebGPU on a real GPU, the CPU backend on a software adapter (SwiftShader) or without WebGPU. */
 function chooseBackend(choice: BackendChoice, threads: number): Promise<PickedBackend> {
   return pickBackend(choice, {
     gpu: (self.navigator as Navigator & { gpu?: GPU }).gpu,

@@ -11,17 +11,20 @@
  * memory and is summed by the loop.
  *
  * Receive slots: with reserve(), the memory also holds slots that request
- * bodies are read into (coordinator/app.ts). A result decoded from a slot has
+ * bodies are read into (coordinator/http/routes/workers.ts). A result decoded from a slot has
  * its tensors in this memory already, so adding it needs no copy: the add
  * reads it where it lies.
  */
 import { ADD_WASM_BASE64 } from './add-wasm.generated.ts';
+import { addGrads } from '../../core/task.ts';
 import { AggregationError, type PartialAggregate } from './base.ts';
 
 export interface Summer {
   readonly kind: 'js' | 'simd';
   /** A place to read a request body into, or null (read it into JS memory). */
   acquireSlot?(bytes: number): ReceiveSlot | null;
+  /** Sizes its memory for a whole job (SimdSummer.reserve); a summer without one needs none. */
+  reserve?(maxBlockFloats: number, maxTargets: number, slots: number, slotBytes: number): void;
   /** An iteration starts: at most maxTargets partials will be merge targets at once. */
   begin(maxTargets: number): void;
   /** Makes p a merge target (SIMD: moves its tensors into the arena). */
@@ -39,19 +42,7 @@ function mergeCounts(a: PartialAggregate, b: PartialAggregate): void {
 }
 
 function loopAdd(a: PartialAggregate, b: PartialAggregate): number {
-  let bytes = 0;
-  for (const [name, g] of b.grads) {
-    const acc = a.grads.get(name);
-    if (!acc) {
-      a.grads.set(name, g);
-      continue;
-    }
-    if (acc.length !== g.length) throw new AggregationError(`gradient "${name}": ${acc.length} values vs ${g.length}`);
-    const n = g.length;
-    for (let i = 0; i < n; i++) acc[i] += g[i]!;
-    bytes += g.byteLength;
-  }
-  return bytes;
+  return addGrads(a.grads, b.grads);
 }
 
 export const jsSummer: Summer = {

@@ -5,7 +5,7 @@
  * with `log`); on a pipe or a log file it is a plain line every few seconds.
  * Examples/s and the ETA are over the last WINDOW_MS of iterations.
  */
-import type { IterationMetricsRow } from '../../client/core/protocol.ts';
+import type { IterationMetricsRow } from '../../core/protocol/index.ts';
 import { formatSeconds } from './progress.ts';
 
 export interface LineOut {

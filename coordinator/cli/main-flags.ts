@@ -2,8 +2,8 @@
  * `npm start`'s flags (coordinator/cli/main.ts), parsed strictly: typed
  * options, or a FlagError naming the bad flag.
  */
-import { boolFlag, choiceFlag, numberFlag, parseFlagValues, stringFlag } from '../../client/core/flags.ts';
-import { BACKEND_CHOICES, type BackendChoice } from '../../client/core/pick-backend.ts';
+import { boolFlag, choiceFlag, numberFlag, parseFlagValues, stringFlag } from '../../core/flags.ts';
+import { BACKEND_CHOICES, type BackendChoice } from '../../core/pick-backend.ts';
 
 export const MAIN_USAGE = `usage: npm start -- [options]
   --port N              HTTP port (default 8080)

@@ -3,7 +3,7 @@
  * run main so that an error is one line on stderr, not a stack trace.
  */
 import { readFileSync } from 'node:fs';
-import { FlagError } from '../../client/core/flags.ts';
+import { FlagError } from '../../core/flags.ts';
 
 /** A job config file's JSON (checked by the job's schema when the job is created), or an error naming the file. */
 export function readJobFile(path: string, flag = '--job'): unknown {

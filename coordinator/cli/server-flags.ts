@@ -2,7 +2,7 @@
  * The coordinator's flags (coordinator/server.ts), parsed strictly: typed
  * options, or a FlagError naming the bad flag.
  */
-import { boolFlag, choiceFlag, FlagError, numberFlag, parseFlagValues, stringFlag } from '../../client/core/flags.ts';
+import { boolFlag, choiceFlag, FlagError, numberFlag, parseFlagValues, stringFlag } from '../../core/flags.ts';
 import type { AggregatorKind } from '../aggregate/index.ts';
 
 export const SERVER_USAGE = `usage: tsx coordinator/server.ts [options]

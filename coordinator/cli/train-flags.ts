@@ -4,7 +4,7 @@
  * flags become `overrides`, laid over the --config file's JSON and checked
  * by the job config's schema (whose issues name the config field).
  */
-import { boolFlag, FlagError, numberFlag, parseFlagValues, stringFlag, type FlagValues } from '../../client/core/flags.ts';
+import { boolFlag, FlagError, numberFlag, parseFlagValues, stringFlag, type FlagValues } from '../../core/flags.ts';
 
 export const TRAIN_USAGE = `Usage: npm run train -- [options]
 

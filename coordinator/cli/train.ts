@@ -8,12 +8,12 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { phaseName } from '../../client/core/model/plan.ts';
-import { subset } from '../../datasets/dataset.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { phaseName } from '../../core/model/plan.ts';
+import { subset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
-import { loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../engine/checkpoint.ts';
 import { evaluate, Trainer } from '../trainer.ts';
 import { formatSeconds, ProgressBar } from './progress.ts';
 import { readJobFile, runCli } from './run-cli.ts';

@@ -4,8 +4,8 @@
  * job is created, when it starts and when a restart resumes it; a config
  * that does not fit would fail every task, on every retry.
  */
-import type { JobConfig } from '../../client/core/model/config.ts';
-import type { Dataset } from '../../datasets/dataset.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import type { Dataset } from '../../core/dataset.ts';
 
 /** Classes in the data: the largest label plus one. */
 function classCount(...sets: Dataset[]): number {

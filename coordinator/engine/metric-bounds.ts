@@ -13,9 +13,9 @@
  *   logits z = h out.W + out.b and h in [0, 1]^H (sigmoid units), so
  *   z_j in [b_j + sum_i min(0, W_ij), b_j + sum_i max(0, W_ij)].
  */
-import type { JobConfig } from '../../client/core/model/config.ts';
-import type { Params } from '../../client/core/model/params.ts';
-import type { Phase } from '../../client/core/model/plan.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import type { Params } from '../../core/model/params.ts';
+import type { Phase } from '../../core/model/plan.ts';
 
 /** Slack for float32 arithmetic on the worker (relative, and absolute per example). */
 const RELATIVE_SLACK = 1e-3;

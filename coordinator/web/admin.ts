@@ -8,12 +8,13 @@
  * passes it as `?token=` (coordinator/API.md).
  */
 import uPlot from 'uplot';
-import { PATHS, type ApiError, type FieldIssue, type IterationMetricsRow, type JobAction, type JobEvent } from '../../client/core/protocol.ts';
-import { DEFAULT_JOB } from '../../client/core/model/config.ts';
-import { decodeSafetensors } from '../../client/core/safetensors.ts';
+import { PATHS, type ApiError, type FieldIssue, type IterationMetricsRow, type JobAction, type JobEvent } from '../../core/protocol/index.ts';
+import { DEFAULT_JOB } from '../../core/model/config.ts';
+import { decodeSafetensors } from '../../core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
-import type { Coordinator, JobSummary, WorkerView as WorkerRow } from '../coordinator.ts';
+import type { JobSummary, WorkerView as WorkerRow } from '../../core/protocol/index.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
 
 /** One test evaluation as the metrics endpoint answers it; each carries its confusion matrix (K x K, [true * K + predicted]). */
 type EvaluationPoint = ReturnType<Coordinator['metrics']>['evaluations'][number] & { readonly confusion?: readonly number[] };

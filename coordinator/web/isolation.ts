@@ -2,7 +2,7 @@
  * Cross-origin isolation for the web pages: `Cross-Origin-Opener-Policy:
  * same-origin` and `Cross-Origin-Embedder-Policy: require-corp` on every page
  * and asset, so the donate page (and its Web Workers) get SharedArrayBuffer
- * and the CPU backend can run on several threads (client/core/cpu/threads.ts).
+ * and the CPU backend can run on several threads (core/cpu/threads.ts).
  * The pages load only same-origin resources, which require-corp allows.
  * API paths (/api/...) are left alone: they are fetched, not embedded.
  */

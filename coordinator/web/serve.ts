@@ -17,11 +17,11 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
-import { tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../client/core/protocol.ts';
-import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../core/protocol/index.ts';
+import { encodeSafetensors } from '../../core/safetensors.ts';
 import { extractFilters } from '../../client/web/filters.ts';
-import type { Coordinator } from '../coordinator.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
 import { crossOriginIsolation } from './isolation.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
@@ -151,7 +151,7 @@ function newestSource(): number {
       else newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
-  for (const d of ['client/web', 'client/core', 'coordinator/web', 'datasets']) walk(join(REPO_ROOT, d));
+  for (const d of ['client/web', 'client/worker', 'core', 'coordinator/web', 'datasets']) walk(join(REPO_ROOT, d));
   newest = Math.max(newest, statSync(join(REPO_ROOT, 'vite.config.ts')).mtimeMs);
   return newest;
 }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseWorkerFlags } from '../../client/deno/flags.ts';
-import { choiceFlag, FlagError, numberFlag, parseFlagValues } from '../../client/core/flags.ts';
+import { choiceFlag, FlagError, numberFlag, parseFlagValues } from '../../core/flags.ts';
 import { parseMainFlags } from '../../coordinator/cli/main-flags.ts';
 import { parseServerFlags } from '../../coordinator/cli/server-flags.ts';
 import { parseTrainFlags, withOverrides } from '../../coordinator/cli/train-flags.ts';

@@ -1,6 +1,6 @@
 /** npm start's live job line (coordinator/cli/job-line.ts) on a fake clock and fake terminals. */
 import { describe, expect, it } from 'vitest';
-import type { IterationMetricsRow } from '../../client/core/protocol.ts';
+import type { IterationMetricsRow } from '../../core/protocol/index.ts';
 import { JobLine } from '../../coordinator/cli/job-line.ts';
 
 const row = (iteration: number, phase: string, count = 600): IterationMetricsRow => ({ iteration, phase, loss: 1, accuracy: 0, count, tasks: 6, seconds: 0.5, bytesIn: 0, bytesOut: 0 });

@@ -4,9 +4,9 @@
  * weights) is unchanged afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { phaseTensors, tensorShapes } from '../../client/core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
-import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
+import { encodeSafetensors } from '../../core/safetensors.ts';
 import { makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 let rig: Rig;
@@ -202,7 +202,7 @@ describe('bad uploads are refused with no state change', () => {
 
   it('worker requests are rate-limited', async () => {
     const tight = await makeRig({}, undefined);
-    const { createApp } = await import('../../coordinator/app.ts');
+    const { createApp } = await import('../../coordinator/http/app.ts');
     const { sha256Hex } = await import('../../coordinator/auth.ts');
     const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 1, burst: 3 } });
     const statuses: number[] = [];
@@ -218,7 +218,7 @@ describe('bad uploads are refused with no state change', () => {
     const tight = await makeRig({ normBoundPerExample: 100 });
     try {
       await startJob(tight, SMALL_JOB);
-      const { createApp } = await import('../../coordinator/app.ts');
+      const { createApp } = await import('../../coordinator/http/app.ts');
       const { sha256Hex } = await import('../../coordinator/auth.ts');
       const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 0.01, burst: 1 } });
       const reg = (await (await app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name: 't', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
@@ -259,8 +259,9 @@ describe('leasing', () => {
       await r.app.request(PATHS.returnLease(first.leaseId), { method: 'POST', headers: { [WORKER_HEADER]: probe.token } });
       const blob = await r.app.request(PATHS.blob(first.partition.hash));
       expect(blob.status).toBe(200);
-      // The partitions are content-addressed: their hashes are those of datasets/partition.ts's encoding.
-      const { encodePartition, partitionDataset } = await import('../../datasets/partition.ts');
+      // The partitions are content-addressed: their hashes are those of core/protocol/partition.ts's encoding.
+      const { encodePartition } = await import('../../core/protocol/partition.ts');
+      const { partitionDataset } = await import('../../datasets/partition.ts');
       const { createHash } = await import('node:crypto');
       const { dataFor } = await import('./harness.ts');
       const parts = partitionDataset((await dataFor(SMALL_JOB)).train, SMALL_JOB.partitions);

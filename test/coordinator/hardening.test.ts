@@ -27,10 +27,10 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { phaseTensors, tensorShapes } from '../../client/core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
-import type { Dataset } from '../../datasets/dataset.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
+import type { Dataset } from '../../core/dataset.ts';
 import { makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
 
 type App = Rig['app'];

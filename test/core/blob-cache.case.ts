@@ -1,5 +1,5 @@
 /**
- * The BlobCache contract (client/core/worker.ts), runtime-neutral, like
+ * The BlobCache contract (client/worker/worker.ts), runtime-neutral, like
  * test/webgpu/cases.ts: every cache passes the same cases, each run on a
  * fresh, empty cache.
  *   memory (MemoryBlobCache): test/core/blob-cache.test.ts (Vitest)
@@ -7,7 +7,7 @@
  *   IndexedDB (the browser's BrowserBlobCache): test/web/idb-cache.test.ts, in Chromium
  * No test framework here: a failed check throws.
  */
-import type { BlobCache } from '../../client/core/worker.ts';
+import type { BlobCache } from '../../client/worker/worker.ts';
 
 export interface BlobCacheUnderTest {
   /** a fresh, empty cache */

@@ -1,6 +1,6 @@
 /** The BlobCache contract (blob-cache.case.ts) on the in-memory cache, plus its own eviction. */
 import { describe, expect, it } from 'vitest';
-import { MemoryBlobCache } from '../../client/core/worker.ts';
+import { MemoryBlobCache } from '../../client/worker/worker.ts';
 import { BLOB_CACHE_CASES, hashOf } from './blob-cache.case.ts';
 
 describe('BlobCache contract: memory', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_JOB, parseJobConfig } from '../../client/core/model/config.ts';
-import { decayValue, partitionRange, rampValue, TrainingPlan } from '../../client/core/model/plan.ts';
+import { ConfigError, DEFAULT_JOB, parseJobConfig } from '../../core/model/config.ts';
+import { decayValue, partitionRange, rampValue, TrainingPlan } from '../../core/model/plan.ts';
 
 function issuesOf(input: unknown): string[] {
   try {

@@ -4,8 +4,8 @@
  * fails where there is none), cpu forces the CPU backend.
  */
 import { describe, expect, it } from 'vitest';
-import type { ComputeBackend } from '../../client/core/backend.ts';
-import { pickBackend, type BackendFactories } from '../../client/core/pick-backend.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { pickBackend, type BackendFactories } from '../../core/pick-backend.ts';
 
 const fake = (kind: 'cpu' | 'webgpu', adapter: string = kind): ComputeBackend => ({ kind, adapter }) as unknown as ComputeBackend;
 

@@ -8,8 +8,8 @@
 import { rmSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { JobConfig } from '../../client/core/model/config.ts';
-import type { WorkerView } from '../../coordinator/coordinator.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import type { WorkerView } from '../../core/protocol/index.ts';
 import { buildPages, launchChromium, startGrid, waitFor, watchConsole, type Grid } from './browser-harness.ts';
 
 const JOB: Partial<JobConfig> = {

@@ -20,9 +20,9 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { phaseTensors, tensorShapes } from '../../client/core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
 import { ensureWebBuilt } from '../../coordinator/web/serve.ts';
 import { MNIST_DIR, waitFor } from '../coordinator/harness.ts';
 

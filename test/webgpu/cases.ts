@@ -6,9 +6,9 @@
  * outputs with NaN so an unwritten element fails, and compares with a float64
  * reference within the tolerance it states.
  */
-import type { DenseLayer, RbmLayer } from '../../client/core/backend.ts';
-import * as cpu from '../../client/core/cpu/index.ts';
-import { uniform } from '../../client/core/rng.ts';
+import type { DenseLayer, RbmLayer } from '../../core/backend.ts';
+import * as cpu from '../../core/cpu/index.ts';
+import { uniform } from '../../core/rng.ts';
 import {
   colsum,
   CPU_TUNING,
@@ -24,7 +24,7 @@ import {
   softmaxXent,
   vec4Fits,
   type WebGpuBackend,
-} from '../../client/core/webgpu/index.ts';
+} from '../../core/webgpu/index.ts';
 import { backpropRef, cd1Ref, expectClose, type Form, freshSeed, matmul64, Rand, randomLayer, sigmoid64, softmax64 } from './reference.ts';
 
 export interface CaseContext {
@@ -389,7 +389,7 @@ export const CASES: Case[] = [
   },
 ];
 
-/** Cases that compare with the CPU backend (client/core/cpu), the project's reference implementation. */
+/** Cases that compare with the CPU backend (core/cpu), the project's reference implementation. */
 const cpuCases: Case[] = [
   {
     name: 'cpu agreement: matmul nn/tn/nt, bias + sigmoid, Bernoulli samples, softmax cross-entropy, column sums vs the cpu kernels',

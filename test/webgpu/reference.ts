@@ -3,8 +3,8 @@
  * test/reference64.ts), and the random inputs the checks draw. Shape legend: B = examples, V = visible units,
  * H = hidden units, K = classes; op(A) is M x K, op(B) is K x N.
  */
-import type { DenseLayer, RbmLayer } from '../../client/core/backend.ts';
-import { uniform } from '../../client/core/rng.ts';
+import type { DenseLayer, RbmLayer } from '../../core/backend.ts';
+import { uniform } from '../../core/rng.ts';
 
 import { expectClose, matmul64, type MatmulForm, sigmoid64, softmax64 } from '../reference64.ts';
 

@@ -2,9 +2,9 @@
  * The webgpu backend's checks on Deno's WebGPU (lavapipe in CI, a real GPU's
  * Vulkan driver in bench/gpu.sh). Run: node_modules/.bin/deno test -A test/webgpu/
  */
-import type { ComputeBackend } from '../../client/core/backend.ts';
-import { pickBackend } from '../../client/core/pick-backend.ts';
-import { CPU_TUNING, createWebGpuBackend, GPU_TUNING, type WebGpuBackend } from '../../client/core/webgpu/index.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { pickBackend } from '../../core/pick-backend.ts';
+import { CPU_TUNING, createWebGpuBackend, GPU_TUNING, type WebGpuBackend } from '../../core/webgpu/index.ts';
 import { CASES } from './cases.ts';
 
 let shared: WebGpuBackend | null = null;

@@ -6,9 +6,9 @@
  * errors that say what is wrong.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { BackpropSums, Cd1Sums, ComputeBackend, DenseLayer } from '../../../client/core/backend.ts';
-import { CpuBackend, createCpuBackend } from '../../../client/core/cpu/index.ts';
-import { uniform } from '../../../client/core/rng.ts';
+import type { BackpropSums, Cd1Sums, ComputeBackend, DenseLayer } from '../../../core/backend.ts';
+import { CpuBackend, createCpuBackend } from '../../../core/cpu/index.ts';
+import { uniform } from '../../../core/rng.ts';
 import {
   bitsEqual,
   dense64,

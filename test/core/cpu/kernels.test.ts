@@ -20,8 +20,8 @@ import {
   softmax,
   softmaxCrossEntropy,
   type MatmulForm,
-} from '../../../client/core/cpu/index.ts';
-import { uniform } from '../../../client/core/rng.ts';
+} from '../../../core/cpu/index.ts';
+import { uniform } from '../../../core/rng.ts';
 import {
   bitsEqual,
   expectClose,

@@ -7,10 +7,10 @@
  * Shape legend: B = rows, V = visible, H = hidden, K = classes; M x K times
  * K x N for matmul.
  */
-import type { DenseLayer } from '../../../client/core/backend.ts';
-import { jsEngine, type CpuEngine, type MatmulForm } from '../../../client/core/cpu/index.ts';
-import { createSimdEngine } from '../../../client/core/cpu/simd.ts';
-import type { Workspace } from '../../../client/core/cpu/workspace.ts';
+import type { DenseLayer } from '../../../core/backend.ts';
+import { jsEngine, type CpuEngine, type MatmulForm } from '../../../core/cpu/index.ts';
+import { createSimdEngine } from '../../../core/cpu/simd.ts';
+import type { Workspace } from '../../../core/cpu/workspace.ts';
 import { expectClose, matmul64, setReplayHint, sigmoid64, softmax64 } from '../../reference64.ts';
 
 export { expectClose, matmul64, sigmoid64, softmax64 };

@@ -5,8 +5,8 @@
  * and the seed network's shapes on 2 threads with the default split, against
  * the one-thread SIMD engine: bit-identical (see threads.test.ts).
  */
-import type { ComputeBackend, DenseLayer } from '../../../client/core/backend.ts';
-import { CpuBackend, createCpuBackend, createThreadedEngine } from '../../../client/core/cpu/index.ts';
+import type { ComputeBackend, DenseLayer } from '../../../core/backend.ts';
+import { CpuBackend, createCpuBackend, createThreadedEngine } from '../../../core/cpu/index.ts';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -1,5 +1,5 @@
 /**
- * The threaded CPU engine (client/core/cpu/threads.ts) against the
+ * The threaded CPU engine (core/cpu/threads.ts) against the
  * one-thread SIMD engine: fine-tuning (backprop), CD-1, predict and
  * propagate at awkward sizes with every job split across 2 and 3 threads,
  * and at the seed network's shapes with the default split thresholds. Each
@@ -9,10 +9,10 @@
  * worker_threads (threads-node.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ComputeBackend, DenseLayer } from '../../../client/core/backend.ts';
-import { CpuBackend, createCpuBackend, createThreadedEngine } from '../../../client/core/cpu/index.ts';
-import { createSimdEngine } from '../../../client/core/cpu/simd.ts';
-import { nodeSpawner } from '../../../client/core/cpu/threads-node.ts';
+import type { ComputeBackend, DenseLayer } from '../../../core/backend.ts';
+import { CpuBackend, createCpuBackend, createThreadedEngine } from '../../../core/cpu/index.ts';
+import { createSimdEngine } from '../../../core/cpu/simd.ts';
+import { nodeSpawner } from '../../../core/cpu/threads-node.ts';
 import { bitsEqual, generator, PoisonWorkspace, randomLabels, randomLayers, SEED, uniformArray } from './reference.ts';
 
 const rand = generator(SEED ^ 0x7157);

@@ -1,6 +1,6 @@
 /**
- * The committed WebAssembly modules (client/core/cpu/simd-wasm.generated.ts,
- * client/core/cpu/simd-shared-wasm.generated.ts,
+ * The committed WebAssembly modules (core/cpu/simd-wasm.generated.ts,
+ * core/cpu/simd-shared-wasm.generated.ts,
  * coordinator/aggregate/add-wasm.generated.ts) are what their AssemblyScript
  * sources compile to: rebuilding reproduces each byte for byte, so source and
  * bytes cannot drift. On failure: `npm run build:wasm` and commit.
@@ -8,8 +8,8 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { ADD_WASM_BASE64 } from '../../../coordinator/aggregate/add-wasm.generated.ts';
-import { simdSharedWasmBytes } from '../../../client/core/cpu/threads.ts';
-import { simdWasmBytes } from '../../../client/core/cpu/simd.ts';
+import { simdSharedWasmBytes } from '../../../core/cpu/threads.ts';
+import { simdWasmBytes } from '../../../core/cpu/simd.ts';
 import { buildSimdWasm, buildWasm, GENERATED, TARGETS } from '../../../scripts/build-wasm.ts';
 
 const bytesOf = (b64: string): Uint8Array<ArrayBuffer> => Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));

@@ -7,6 +7,8 @@ import type { ComputeBackend } from './backend.ts';
 import type { JobConfig } from './model/config.ts';
 import { lowerLayers, mlpLayers, phaseTensors, rbmLayer, type Params } from './model/params.ts';
 import type { Phase } from './model/plan.ts';
+import { DatasetError } from './dataset.ts';
+import type { Partition } from './protocol/partition.ts';
 
 /** Examples as shipped to workers: uint8 pixels and labels. */
 export interface ExampleBatch {
@@ -34,11 +36,39 @@ export interface TaskSpec {
  * pre-training, cross-entropy when fine-tuning), correct predictions
  * (fine-tuning) and the example count.
  */
+/** The sums of one or more tasks: gradient sums, loss sum, correct predictions, examples. */
 export interface TaskResult {
   readonly grads: Map<string, Float32Array>;
   readonly loss: number;
   readonly correct: number;
   readonly count: number;
+}
+
+/**
+ * The one element-wise adder of gradient sums: each tensor of `from` into the
+ * one of the same name in `into` (changed in place; a tensor `into` lacks is
+ * taken over from `from`). Returns the bytes added.
+ */
+export function addGrads(into: Map<string, Float32Array>, from: ReadonlyMap<string, Float32Array>): number {
+  let bytes = 0;
+  for (const [name, g] of from) {
+    const acc = into.get(name);
+    if (!acc) {
+      into.set(name, g);
+      continue;
+    }
+    if (acc.length !== g.length) throw new RangeError(`gradient "${name}": ${acc.length} values vs ${g.length}`);
+    const n = g.length;
+    for (let i = 0; i < n; i++) acc[i] += g[i]!;
+    bytes += g.byteLength;
+  }
+  return bytes;
+}
+
+/** a + b: b's gradients added into a's arrays (a's arrays are reused), the counts summed. */
+export function addResults(a: TaskResult, b: TaskResult): TaskResult {
+  addGrads(a.grads, b.grads);
+  return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
 }
 
 /** Pixels 0..255 to intensities in [0, 1]. */
@@ -105,4 +135,23 @@ function negate(a: Float32Array): Float32Array {
 function emptyResult(cfg: JobConfig, params: Params, phase: Phase): TaskResult {
   const names = phaseTensors(cfg, phase);
   return { grads: new Map(names.map((n) => [n, new Float32Array(params.get(n)!.length)])), loss: 0, correct: 0, count: 0 };
+}
+
+/** The examples with the given global ids, copied out of the partition in the given order. */
+export function batchFromPartition(part: Partition, ids: Uint32Array | readonly number[]): ExampleBatch {
+  const B = ids.length;
+  const { dim } = part;
+  const pixels = new Uint8Array(B * dim);
+  const labels = new Uint8Array(B);
+  const out = Uint32Array.from(ids);
+  for (let b = 0; b < B; b++) {
+    const id = ids[b]!;
+    if (!Number.isInteger(id) || id < part.lo || id >= part.hi || out[b] !== id) {
+      throw new DatasetError(`example ${id} is not in partition ${part.index}, which holds [${part.lo}, ${part.hi})`);
+    }
+    const i = id - part.lo;
+    pixels.set(part.pixels.subarray(i * dim, (i + 1) * dim), b * dim);
+    labels[b] = part.labels[i]!;
+  }
+  return { pixels, labels, ids: out, dim };
 }

@@ -16,7 +16,7 @@ import {
   type JobAction,
   type LeaseRequest,
   type RegisterRequest,
-} from './protocol.ts';
+} from './protocol/index.ts';
 
 export type { FieldIssue };
 

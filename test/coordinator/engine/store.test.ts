@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { Store } from '../../coordinator/store.ts';
+import { Store } from '../../../coordinator/engine/store.ts';
 
 describe('SQLite store', () => {
   it('adds the confusion column to an evaluations table made before it existed, keeping its rows', () => {

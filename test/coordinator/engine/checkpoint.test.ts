@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseJobConfig } from '../../client/core/model/config.ts';
-import { initParams } from '../../client/core/model/params.ts';
-import { encodeSafetensors, SafetensorsError } from '../../client/core/safetensors.ts';
-import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../../coordinator/checkpoint.ts';
+import { parseJobConfig } from '../../../core/model/config.ts';
+import { initParams } from '../../../core/model/params.ts';
+import { encodeSafetensors, SafetensorsError } from '../../../core/safetensors.ts';
+import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../../../coordinator/engine/checkpoint.ts';
 
 const cfg = parseJobConfig({ layers: [20, 7, 5, 3], seed: 9 });
 

@@ -6,9 +6,9 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../client/core/safetensors.ts';
-import type { JobConfig } from '../client/core/model/config.ts';
-import { tensorShapes, type Params } from '../client/core/model/params.ts';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../../core/safetensors.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import { tensorShapes, type Params } from '../../core/model/params.ts';
 
 export const CHECKPOINT_FORMAT = 'tessera-checkpoint';
 export const CHECKPOINT_VERSION = '1';

@@ -50,7 +50,7 @@ export function simdSharedWasmBytes(): Uint8Array<ArrayBuffer> {
 /** Spawns thread.ts as a module Web Worker (browsers, Deno; Vite bundles it from this pattern). */
 export const webSpawner: ThreadSpawner = (part) => {
   if (typeof Worker === 'undefined') {
-    throw new Error('this runtime has no Web Worker: pass createCpuBackend a spawn function (Node: nodeSpawner from client/core/cpu/threads-node.ts)');
+    throw new Error('this runtime has no Web Worker: pass createCpuBackend a spawn function (Node: nodeSpawner from core/cpu/threads-node.ts)');
   }
   const w = new Worker(new URL('./thread.ts', import.meta.url), { type: 'module', name: `tessera-cpu-thread-${part}` });
   return {

@@ -7,10 +7,11 @@
  * throttle-able; reports progress through `onEvent`.
  *
  * Only web-standard APIs: fetch, crypto.subtle, setTimeout, AbortController.
+ * The cache, the options and events, and the HTTP helpers are in files of
+ * their own beside this one; GridWorker, one state machine, stays whole here
+ * (about 440 lines).
  */
-import type { ComputeBackend } from './backend.ts';
-import { concatBytes } from './bytes.ts';
-import { tensorShapes, type Params } from './model/params.ts';
+import { tensorShapes, type Params } from '../../core/model/params.ts';
 import {
   blobHash,
   decodeWeights,
@@ -23,12 +24,19 @@ import {
   type RegisterResponse,
   type ResultAck,
   type TaskLease,
-  type WorkerRuntime,
   type WorkerStats,
-} from './protocol.ts';
-import { sampleRange } from './rng.ts';
-import { computeTask, type TaskResult } from './task.ts';
-import { batchFromPartition, decodePartition, type Partition } from '../../datasets/partition.ts';
+} from '../../core/protocol/index.ts';
+import { sampleRange } from '../../core/rng.ts';
+import { decodePartition, type Partition } from '../../core/protocol/partition.ts';
+import { addResults, batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
+import { MemoryBlobCache, type BlobCache } from './cache.ts';
+import { CoordinatorError, readBytes, sleep } from './net.ts';
+import type { FetchLike, WorkerEvent, WorkerOptions } from './options.ts';
+
+// The worker loop's public face: what its users (the Deno CLI, the browser's Web Worker, tests) import with GridWorker.
+export { MemoryBlobCache, type BlobCache } from './cache.ts';
+export { CoordinatorError } from './net.ts';
+export type { FetchLike, WorkerEvent, WorkerOptions } from './options.ts';
 
 /** A value decoded from a downloaded blob, and the check of that blob's hash (see GridWorker.blob). */
 interface Verified<T> {
@@ -36,167 +44,9 @@ interface Verified<T> {
   readonly verified: Promise<void>;
 }
 
-/**
- * Partition blobs by content hash. (Weights, a new blob every iteration,
- * stay with the worker, in buffers it reuses.)
- */
-export interface BlobCache {
-  get(hash: string): Promise<Uint8Array | undefined>;
-  put(hash: string, bytes: Uint8Array): Promise<void>;
-  /** forgets a blob (one that failed its hash check) */
-  delete(hash: string): Promise<void>;
-  /** hashes of cached partitions (sent with lease requests so the coordinator can prefer this worker for them) */
-  partitions(): Promise<string[]>;
-}
-
-/** A cache in memory: partitions up to `maxBytes` (least recently used go first). */
-export class MemoryBlobCache implements BlobCache {
-  private readonly parts = new Map<string, Uint8Array>();
-  private bytes = 0;
-
-  constructor(private readonly maxBytes = 512 * 1024 * 1024) {}
-
-  async get(hash: string): Promise<Uint8Array | undefined> {
-    const p = this.parts.get(hash);
-    if (p) {
-      this.parts.delete(hash);
-      this.parts.set(hash, p);
-    }
-    return p;
-  }
-
-  async put(hash: string, bytes: Uint8Array): Promise<void> {
-    if (this.parts.has(hash)) return;
-    this.parts.set(hash, bytes);
-    this.bytes += bytes.length;
-    for (const [h, b] of this.parts) {
-      if (this.bytes <= this.maxBytes || h === hash) break;
-      this.parts.delete(h);
-      this.bytes -= b.length;
-    }
-  }
-
-  async delete(hash: string): Promise<void> {
-    const b = this.parts.get(hash);
-    if (!b) return;
-    this.parts.delete(hash);
-    this.bytes -= b.length;
-  }
-
-  async partitions(): Promise<string[]> {
-    return [...this.parts.keys()];
-  }
-}
-
-export type WorkerEvent =
-  | { readonly type: 'registered'; readonly workerId: string }
-  | { readonly type: 'task'; readonly lease: TaskLease }
-  | {
-      readonly type: 'done';
-      /** the (first) task; `tasks` counts a bundle's */
-      readonly taskId: string;
-      readonly tasks: number;
-      readonly examples: number;
-      readonly seconds: number;
-      /** ms spent: getting the blobs, computing, encoding, uploading */
-      readonly timing: { readonly fetch: number; readonly compute: number; readonly encode: number; readonly upload: number };
-      readonly ack: ResultAck;
-      readonly stats: WorkerStats;
-    }
-  | { readonly type: 'rejected'; readonly taskId: string; readonly status: number; readonly error: ApiError }
-  | { readonly type: 'idle'; readonly reason: string }
-  | { readonly type: 'offline'; readonly message: string; readonly retryInMs: number }
-  | { readonly type: 'paused' }
-  | { readonly type: 'resumed' }
-  | { readonly type: 'stopped' };
-
-export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
-
-export interface WorkerOptions {
-  /** base URL, e.g. "http://localhost:8080" */
-  readonly coordinator: string;
-  readonly backend: ComputeBackend;
-  readonly name: string;
-  readonly runtime: WorkerRuntime;
-  readonly cache?: BlobCache;
-  readonly fetch?: FetchLike;
-  /** fraction of wall time to spend computing, (0, 1] (default 1: no pauses between tasks) */
-  readonly throttle?: number;
-  /** long-poll of lease requests (default 20 000 ms) */
-  readonly leaseWaitMs?: number;
-  /** reconnect backoff: first wait and cap (default 250 ms, 10 s) */
-  readonly backoffMs?: { readonly initial: number; readonly max: number };
-  /** stop after this many accepted tasks (tests, benchmarks) */
-  readonly maxTasks?: number;
-  /**
-   * tasks of one iteration to take per lease request (default 1): computed in
-   * turn and uploaded as one summed result, so a worker holding several
-   * partitions sends one gradient per iteration; the coordinator grants at
-   * most this worker's share of what is pending
-   */
-  readonly tasksPerLease?: number;
-  /** stop when the coordinator says the job is done (default false: wait for the next job) */
-  readonly exitWhenDone?: boolean;
-  readonly onEvent?: (e: WorkerEvent) => void;
-  /** test hook: called before uploading; may delay (simulate a slow worker) */
-  readonly beforeUpload?: (lease: TaskLease) => Promise<void>;
-}
-
-/** A request the coordinator answered with an error status. */
-export class CoordinatorError extends Error {
-  constructor(readonly status: number, readonly body: ApiError) {
-    super(`${status} ${body.error}: ${body.detail}`);
-    this.name = 'CoordinatorError';
-  }
-}
-
 /** Tries of one result upload refused with 429 or 5xx, or lost on the network, and the first retry's delay (doubling). */
 const UPLOAD_TRIES = 5;
 const UPLOAD_RETRY_MS = 100;
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-
-/**
- * A response body: into `into` while it fits (reused memory, see
- * GridWorker.weights), else into new memory. The caller checks the bytes
- * against their hash, so a length header that does not describe the body (a
- * compressing proxy) costs only the reuse.
- */
-async function readBytes(res: Response, into?: Uint8Array): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length'));
-  if (!into || !res.body || !(declared <= into.length)) return new Uint8Array(await res.arrayBuffer());
-  const reader = res.body.getReader();
-  let at = 0;
-  let spill: Uint8Array[] | null = null;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    if (!spill && at + value.length <= into.length) into.set(value, at);
-    else (spill ??= [into.slice(0, at)]).push(value);
-    at += value.length;
-  }
-  return spill ? concatBytes(spill) : into.subarray(0, at);
-}
-
-/** a += b for two task results (a's arrays are reused): a bundle's sum. */
-function addResults(a: TaskResult, b: TaskResult): TaskResult {
-  for (const [name, g] of b.grads) {
-    const acc = a.grads.get(name);
-    if (!acc || acc.length !== g.length) throw new Error(`gradient "${name}" differs between the tasks of a bundle`);
-    for (let i = 0; i < g.length; i++) acc[i] += g[i]!;
-  }
-  return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
-}
 
 export class GridWorker {
   private readonly cache: BlobCache;

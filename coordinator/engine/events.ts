@@ -1,5 +1,5 @@
 /** A tiny publish/subscribe bus for JobEvent (the admin page's SSE stream). */
-import type { JobEvent } from '../client/core/protocol.ts';
+import type { JobEvent } from '../../core/protocol/index.ts';
 
 export type Listener = (e: JobEvent) => void;
 

@@ -4,7 +4,7 @@
  * keys independent, and old buckets swept.
  */
 import { describe, expect, it } from 'vitest';
-import { RateLimiter } from '../../coordinator/rate-limit.ts';
+import { RateLimiter } from '../../../coordinator/http/middleware/rate-limit.ts';
 
 function clocked(perSecond: number, burst: number): { limiter: RateLimiter; advance: (ms: number) => void } {
   let now = 1_000_000;

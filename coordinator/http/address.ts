@@ -1,38 +1,7 @@
-/** Token-bucket rate limiting per key (worker id, or client address for registration). */
-export interface RateLimitOptions {
-  /** sustained requests per second */
-  readonly perSecond: number;
-  /** bucket size: requests allowed in a burst */
-  readonly burst: number;
-}
-
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(readonly opts: RateLimitOptions, private readonly now: () => number = Date.now) {}
-
-  /** 0 when allowed (a token is spent), else the ms to wait. */
-  take(key: string): number {
-    const t = this.now();
-    let b = this.buckets.get(key);
-    if (!b) {
-      b = { tokens: this.opts.burst, at: t };
-      this.buckets.set(key, b);
-      if (this.buckets.size > 100_000) this.sweep(t);
-    }
-    b.tokens = Math.min(this.opts.burst, b.tokens + ((t - b.at) / 1000) * this.opts.perSecond);
-    b.at = t;
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - b.tokens) / this.opts.perSecond) * 1000);
-  }
-
-  private sweep(t: number): void {
-    for (const [k, b] of this.buckets) if (t - b.at > 60_000) this.buckets.delete(k);
-  }
-}
+/**
+ * Client addresses as the limits see them: the network an address belongs
+ * to, so that one person's (or one attacker's) many addresses share a limit.
+ */
 
 /**
  * The network an address belongs to, for limits one person's machines share:

@@ -5,7 +5,7 @@
  * row names the last one. Every multi-row change is one transaction.
  */
 import Database from 'better-sqlite3';
-import type { JobState, WorkerRuntime } from '../client/core/protocol.ts';
+import type { JobState, WorkerRuntime } from '../../core/protocol/index.ts';
 
 export interface JobRow {
   id: string;
