@@ -172,15 +172,16 @@ describe('intake: a lease is checked before an upload slot is taken (item 2)', (
   it('one worker reads one body at a time: its slow uploads do not hold every slot', async () => {
     const rig = await rigFor({ maxConcurrentUploads: 2, uploadTimeoutMs: 4_000 });
     await startJob(rig, SMALL_JOB);
-    const slow = await registered(rig.app, 'slow');
-    const other = await registered(rig.app, 'other');
+    // (from two addresses, so that only the bound per worker is at work)
+    const slow = await registered(rig.app, 'slow', '198.51.100.1');
+    const other = await registered(rig.app, 'other', '203.0.113.1');
     const held = [...leasesOf(await askLease(rig.app, slow)), ...leasesOf(await askLease(rig.app, slow))];
     expect(held.length).toBe(2);
     const [theirs] = leasesOf(await askLease(rig.app, other));
-    const stalled = held.map((l) => stalledUpload(rig.app, slow, l.leaseId));
+    const stalled = held.map((l) => stalledUpload(rig.app, slow, l.leaseId, '198.51.100.1'));
     await new Promise((r) => setTimeout(r, 100)); // both slow bodies are in
     const t0 = Date.now();
-    const ok = await within(upload(rig.app, other, theirs!.leaseId, resultBody([theirs!])), 2_000);
+    const ok = await within(upload(rig.app, other, theirs!.leaseId, resultBody([theirs!]), '203.0.113.1'), 2_000);
     expect(ok).not.toBe('pending');
     expect((ok as Response).status).toBe(200);
     expect(Date.now() - t0).toBeLessThan(2_000);
