@@ -19,6 +19,7 @@ import { createApp } from './http/app.ts';
 import { readJobFile, runCli } from './cli/run-cli.ts';
 import { parseServerFlags, SERVER_USAGE } from './cli/server-flags.ts';
 import type { RateLimitOptions } from './http/middleware/rate-limit.ts';
+import type { RegistrationLimit } from './http/routes/workers.ts';
 import { checkAdminToken, ensureAdminToken } from './auth.ts';
 import { Coordinator, type CoordinatorOptions, type TrainTestData } from './engine/coordinator.ts';
 import { jobFromFile } from './job-file.ts';
@@ -36,6 +37,10 @@ export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir
   readonly pages?: boolean;
   /** per worker and per client address (default 200/s, burst 400) */
   readonly rateLimit?: RateLimitOptions;
+  /** registrations per client address and per network (default REGISTRATION_LIMIT) */
+  readonly registrationLimit?: RegistrationLimit;
+  /** result bodies one client address may have read at once (default half the intake slots) */
+  readonly uploadsPerAddress?: number;
 }
 
 export interface RunningServer {
@@ -97,7 +102,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`web pages unavailable: ${(e as Error).message}`);
     }
   }
-  const app = createApp(coord, { adminTokenHash: token.hash, pages, rateLimit: opts.rateLimit });
+  const app = createApp(coord, { adminTokenHash: token.hash, pages, rateLimit: opts.rateLimit, registrationLimit: opts.registrationLimit, uploadsPerAddress: opts.uploadsPerAddress });
   const host = opts.host ?? '127.0.0.1';
   const wanted = opts.port ?? 8080;
   let server: ServerType;
