@@ -35,7 +35,11 @@ export interface LoadMnistOptions {
   /** Keep only the first n training / test examples. */
   readonly trainLimit?: number;
   readonly testLimit?: number;
-  /** Per-request download timeout in milliseconds (default 120 000). */
+  /**
+   * How long a download may go without receiving a byte (the answer's start,
+   * or the next chunk), in milliseconds (default 120 000): a stalled mirror
+   * is given up, a slow but moving one is not.
+   */
   readonly timeoutMs?: number;
   /** Environment to read the TESSERA_* variables from (default process.env). */
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -218,12 +222,12 @@ export async function downloadMnist(opts: LoadMnistOptions = {}): Promise<string
       const url = new URL(file, base.endsWith('/') ? base : `${base}/`).href;
       let bytes: Uint8Array;
       try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 120_000) });
-        if (!res.ok) {
-          failures.push(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+        const got = await fetchStalling(url, opts.timeoutMs ?? 120_000);
+        if (typeof got === 'string') {
+          failures.push(`${url}: ${got}`);
           continue;
         }
-        bytes = new Uint8Array(await res.arrayBuffer());
+        bytes = got;
       } catch (e) {
         failures.push(`${url}: ${(e as Error).message}`);
         continue;
@@ -245,6 +249,47 @@ export async function downloadMnist(opts: LoadMnistOptions = {}): Promise<string
     }
   }
   return cache;
+}
+
+/**
+ * GETs `url`, giving up when no byte arrives for `idleMs` (the answer's start
+ * or the next chunk). The body, or "HTTP <status>" for an answer that is not
+ * 2xx; throws on a network error or a stall.
+ */
+async function fetchStalling(url: string, idleMs: number): Promise<Uint8Array | string> {
+  const ctl = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => ctl.abort(new Error(`no data for ${idleMs} ms`)), idleMs);
+  };
+  arm();
+  try {
+    const res = await fetch(url, { signal: ctl.signal });
+    if (!res.ok) {
+      void res.body?.cancel().catch(() => undefined);
+      return `HTTP ${res.status} ${res.statusText}`.trimEnd();
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reader = res.body!.getReader();
+    for (;;) {
+      arm();
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.length;
+    }
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Loads MNIST (60 000 training and 10 000 test images of 28 x 28) from the first source that has it. */

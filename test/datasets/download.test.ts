@@ -5,6 +5,7 @@
  *   /bad/<file>   the file with one byte flipped
  *   /gone/<file>  404, like every other path
  *   /hang/<file>  never answers
+ *   /slow/<file>  the file in 8 pieces, 150 ms apart (slow, but never silent for long)
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -34,13 +35,20 @@ describe.skipIf(!haveShared)('MNIST download', () => {
       requests.push(url);
       const [, mode, file] = url.split('/');
       if (mode === 'hang') return; // leaves the request open
-      if ((mode !== 'good' && mode !== 'bad') || !file || !FILES.includes(file)) {
+      if ((mode !== 'good' && mode !== 'bad' && mode !== 'slow') || !file || !FILES.includes(file)) {
         res.writeHead(404, { 'content-type': 'text/html' }).end('<html>not found</html>');
         return;
       }
       const bytes = await readFile(join(SHARED, file));
       if (mode === 'bad') bytes[bytes.length >> 1]! ^= 0x01;
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length }).end(bytes);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });
+      if (mode !== 'slow') return void res.end(bytes);
+      const piece = Math.ceil(bytes.length / 8);
+      for (let at = 0; at < bytes.length; at += piece) {
+        res.write(bytes.subarray(at, at + piece));
+        await new Promise((ok) => setTimeout(ok, 150));
+      }
+      res.end();
     });
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -109,8 +117,19 @@ describe.skipIf(!haveShared)('MNIST download', () => {
   });
 
   it('a mirror that never answers times out and the next one is used', async () => {
-    await downloadMnist({ mirrors: [`${base}/hang/`, `${base}/good/`], cacheDir: cache, timeoutMs: 300 });
+    // the time limit is on silence, not on the whole download: the good
+    // mirror's larger files may take longer than 1 s on a loaded machine
+    await downloadMnist({ mirrors: [`${base}/hang/`, `${base}/good/`], cacheDir: cache, timeoutMs: 1000 });
+    expect(requests.filter((r) => r.startsWith('/hang/'))).toHaveLength(4);
     expect(requests.filter((r) => r.startsWith('/good/'))).toHaveLength(4);
+  });
+
+  it('a slow mirror that keeps sending is not given up, though the whole download outlasts the time limit', async () => {
+    const t0 = performance.now();
+    await downloadMnist({ mirrors: [`${base}/slow/`, `${base}/good/`], cacheDir: cache, timeoutMs: 1000 });
+    expect(performance.now() - t0).toBeGreaterThan(4 * 1000); // 4 files x 8 pieces x 150 ms
+    expect(requests.filter((r) => r.startsWith('/good/'))).toHaveLength(0);
+    expect((await readdir(cache)).sort()).toEqual([...FILES].sort());
   });
 
   it('a damaged cached file is replaced, the good ones are kept', async () => {
