@@ -53,14 +53,14 @@ describe('compareResults', () => {
   });
 
   it('finetuning is held tighter than pretraining (no Bernoulli draws to flip)', () => {
-    const b = map(a, (v) => v * (1 + 5e-3));
+    const b = map(a, (v) => v * (1 + 1e-3));
     expect(compareResults(a, b, 'pretrain').agree).toBe(true);
     expect(compareResults(a, b, 'finetune').agree).toBe(false);
   });
 
   it('count, loss, correct and tensor sets are compared', () => {
     expect(compareResults(a, { ...a, count: 21 }, 'finetune').detail).toMatch(/counts 20 vs 21/);
-    expect(compareResults(a, { ...a, loss: a.loss * 1.01 }, 'finetune').detail).toMatch(/loss 40.5 vs/);
+    expect(compareResults(a, { ...a, loss: a.loss * 1.001 }, 'finetune').detail).toMatch(/loss 40.5 vs/);
     expect(compareResults(a, { ...a, correct: a.correct + 1 }, 'finetune').agree).toBe(true);
     expect(compareResults(a, { ...a, correct: a.correct + 3 }, 'finetune').detail).toMatch(/correct 13 vs 16/);
     const fewer = { ...a, grads: new Map([['a.W', a.grads.get('a.W')!]]) };
