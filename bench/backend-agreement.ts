@@ -18,6 +18,7 @@ import { loadMnistDir } from '../datasets/mnist.ts';
 import { DEFAULT_TOLERANCE } from '../coordinator/trust/compare.ts';
 import { wholeTaskAgreement, type AgreementRow } from '../test/webgpu/whole-task.ts';
 
+const Deno = (globalThis as unknown as { Deno: { args: string[]; env: { get(k: string): string | undefined } } }).Deno;
 const args = Deno.args;
 const opt = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`);
