@@ -211,7 +211,8 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
 
   // -------- workers
   app.post(PATHS.register, smallBody, async (c) => {
-    limit(`addr:${c.env?.incoming?.socket?.remoteAddress ?? 'local'}`);
+    const address = c.env?.incoming?.socket?.remoteAddress;
+    limit(`addr:${address ?? 'local'}`);
     const b = await readJson<Partial<RegisterRequest>>(c);
     const name = typeof b.name === 'string' ? b.name.slice(0, 64) : '';
     if (!name) throw new HttpError(400, 'bad-request', '"name" must be a non-empty string');
@@ -219,7 +220,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     if (b.backend !== 'cpu' && b.backend !== 'webgpu') throw new HttpError(400, 'bad-request', '"backend" must be "cpu" or "webgpu"');
     const adapter = typeof b.adapter === 'string' ? b.adapter.slice(0, 200) : '';
     const cached = strings(b.cached, 'cached');
-    return c.json(coord.register({ name, runtime: b.runtime, backend: b.backend, adapter, cached }), 201);
+    return c.json(coord.register({ name, runtime: b.runtime, backend: b.backend, adapter, cached }, address), 201);
   });
 
   app.post(PATHS.heartbeat, smallBody, async (c) => {
@@ -316,6 +317,9 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
   });
   app.get(PATHS.admin.workers, (c) => c.json({ workers: coord.workers() }));
+  // a ban and its lifting (the trust records: coordinator/trust/)
+  app.post(`${PATHS.admin.workers}/:id/ban`, (c) => c.json(coord.banWorker(c.req.param('id'))));
+  app.post(`${PATHS.admin.workers}/:id/unban`, (c) => c.json(coord.liftBan(c.req.param('id'))));
   app.get(PATHS.admin.events, (c) =>
     streamSSE(c, async (stream) => {
       let id = 0;

@@ -46,8 +46,11 @@ import {
 } from '../client/core/protocol.ts';
 import { sampleRange } from '../client/core/rng.ts';
 import type { Dataset } from '../datasets/dataset.ts';
-import { encodePartition, partitionDataset } from '../datasets/partition.ts';
-import { createSummer, FlatAggregator, SimdSummer, TreeAggregator, type Aggregator, type AggregatorKind, type ReceiveSlot, type Summer } from './aggregate/index.ts';
+import { batchFromPartition, encodePartition, partitionDataset, type Partition } from '../datasets/partition.ts';
+import { createSummer, FlatAggregator, RobustAggregator, SimdSummer, TreeAggregator, type Aggregator, type AggregatorKind, type ReceiveSlot, type Summer } from './aggregate/index.ts';
+import type { Tolerance } from './trust/compare.ts';
+import { sourceOf, type TrustPolicy, type TrustRecord } from './trust/reputation.ts';
+import { Verifier, type CheckingFigures } from './trust/verifier.ts';
 import { sha256Hex } from './auth.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { HttpError } from './errors.ts';
@@ -87,6 +90,13 @@ export interface CoordinatorOptions {
   readonly summer?: 'auto' | 'js' | 'simd';
   /** keep this many checkpoint files per job (default 2) */
   readonly keepCheckpoints?: number;
+  /**
+   * Verification by recomputation (coordinator/trust/): the trust policy,
+   * the comparison's tolerance, the backend that recomputes (default: a new
+   * evalBackend), the draws of the sampling. Without a backend no result is
+   * checked.
+   */
+  readonly trust?: { readonly policy?: TrustPolicy; readonly tolerance?: Tolerance; readonly backend?: () => Promise<ComputeBackend>; readonly random?: () => number };
   readonly log?: (msg: string) => void;
 }
 
@@ -109,6 +119,8 @@ export interface JobSummary {
   readonly rejectedResults: number;
   readonly lastEvaluation: { iteration: number; phase: string; testError: number; testLoss: number } | null;
   readonly error: string | null;
+  /** checking by recomputation: the job's policy and what it cost; overhead = checkedExamples / acceptedExamples */
+  readonly trust: { verification: JobConfig['verification']; aggregation: JobConfig['aggregation'] } & CheckingFigures & { overhead: number };
 }
 
 export interface WorkerView {
@@ -127,6 +139,8 @@ export interface WorkerView {
   readonly late: number;
   readonly joinedAt: number;
   readonly lastSeen: number;
+  /** its record with the checks (null where nothing is checked) and how likely its next result is checked */
+  readonly trust: (Omit<TrustRecord, 'workerId'> & { checkProbability: number }) | null;
 }
 
 interface Worker {
@@ -148,12 +162,15 @@ interface Blob {
 interface TaskSlot {
   readonly id: string;
   readonly partition: number;
-  state: 'pending' | 'leased' | 'done';
+  /** checking: answered, held out of the aggregation until its recomputation's verdict */
+  state: 'pending' | 'leased' | 'checking' | 'done';
   leaseId: string | null;
   workerId: string | null;
   attempts: number;
   /** examples the sample holds */
   readonly expected: number;
+  /** workers whose result for this task failed its check: never leased it again */
+  readonly excluded: Set<string>;
 }
 
 interface LeaseInfo {
@@ -164,7 +181,7 @@ interface LeaseInfo {
   readonly iteration: number;
   readonly workerId: string;
   readonly deadline: number;
-  state: 'active' | 'done' | 'expired' | 'returned';
+  state: 'active' | 'done' | 'expired' | 'returned' | 'discarded';
 }
 
 interface PartitionBlob {
@@ -184,6 +201,8 @@ interface ActiveRun {
   readonly optimizer: MomentumSgd;
   readonly shapes: Map<string, number[]>;
   readonly partitions: PartitionBlob[];
+  /** the partitions' examples, for recomputing a task */
+  readonly data: Partition[];
   readonly test: Dataset;
   iteration: number;
   it: IterationPlan | null;
@@ -210,7 +229,9 @@ const RESULT_SLACK_BYTES = 64 * 1024;
 export class Coordinator {
   readonly store: Store;
   readonly events = new EventBus();
-  private readonly opts: Required<Omit<CoordinatorOptions, 'evalBackend' | 'log'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log'>;
+  private readonly opts: Required<Omit<CoordinatorOptions, 'evalBackend' | 'log' | 'trust'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log'>;
+  /** checks results by recomputation; null without a backend to recompute on */
+  readonly verifier: Verifier | null;
   private readonly workersByToken = new Map<string, Worker>();
   private readonly workersById = new Map<string, Worker>();
   private readonly blobs = new Map<string, Blob>();
@@ -245,6 +266,8 @@ export class Coordinator {
     };
     mkdirSync(opts.dataDir, { recursive: true });
     this.store = new Store(join(opts.dataDir, 'state.sqlite'));
+    const checkBackend = opts.trust?.backend ?? opts.evalBackend;
+    this.verifier = checkBackend ? new Verifier({ policy: opts.trust?.policy, tolerance: opts.trust?.tolerance, random: opts.trust?.random, backend: checkBackend }) : null;
   }
 
   /** Opens the data folder and resumes a job that was running or paused when the process died. */
@@ -395,18 +418,20 @@ export class Coordinator {
       this.log(`job ${j.id}: resuming at iteration ${iteration} from ${j.checkpoint_path ?? 'the seed'} (was at ${j.iteration}; dropped ${dropped.tasks} tasks, ${dropped.leases} leases after the checkpoint)`);
     }
     const partitions: PartitionBlob[] = [];
-    for (const part of partitionDataset(data.train, cfg.partitions)) {
+    const parts = partitionDataset(data.train, cfg.partitions);
+    for (const part of parts) {
       const bytes = encodePartition(part);
       const hash = this.putBlob(bytes, PARTITION_TYPE);
       partitions.push({ index: part.index, lo: part.lo, hi: part.hi, hash, bytes: bytes.length });
     }
     const summer = createSummer(this.opts.summer);
-    const aggregator: Aggregator & { maxTargets(n: number): number } =
-      this.opts.aggregator === 'flat' ? new FlatAggregator(summer) : new TreeAggregator(this.opts.fanIn, summer);
+    const aggregator = this.makeAggregator(cfg, summer);
     if (summer instanceof SimdSummer) {
       let floats = 0;
       for (const sh of tensorShapes(cfg).values()) floats += Math.ceil(sh.reduce((a, b) => a * b, 1) / 4) * 4;
-      summer.reserve(floats, aggregator.maxTargets(cfg.partitions), this.opts.maxConcurrentUploads, this.resultLimit);
+      // a robust rule keeps its partials in JS memory (copied out of the receive slots): only slots here
+      const targets = aggregator instanceof RobustAggregator ? 1 : aggregator.maxTargets(cfg.partitions);
+      summer.reserve(floats, targets, this.opts.maxConcurrentUploads, this.resultLimit);
     }
     this.run = {
       id: j.id,
@@ -416,6 +441,7 @@ export class Coordinator {
       optimizer,
       shapes: tensorShapes(cfg),
       partitions,
+      data: parts,
       test: data.test,
       iteration,
       it: null,
@@ -528,6 +554,7 @@ export class Coordinator {
       workerId: null,
       attempts: 0,
       expected: sampleRange(run.cfg.seed, t, p.lo, p.hi, it.fraction).length,
+      excluded: new Set<string>(),
     }));
     this.store.tx(() => {
       for (const s of run.slots) {
@@ -720,12 +747,20 @@ export class Coordinator {
       createdAt: j.created_at,
       startedAt: j.started_at,
       finishedAt: j.finished_at,
-      tasks: counts,
+      // a task held for its check is out, like a leased one
+      tasks: { done: counts.done, leased: counts.leased + counts.checking, pending: counts.pending },
       lateResults: j.late_results,
       rejectedResults: j.rejected_results,
       lastEvaluation: last ? { iteration: last.iteration, phase: last.phase, testError: last.test_error, testLoss: last.test_loss } : null,
       error: j.error,
+      trust: this.checkingOf(id, cfg),
     };
+  }
+
+  private checkingOf(id: string, cfg: JobConfig): JobSummary['trust'] {
+    const f = this.verifier?.figuresOf(id) ?? { checks: 0, failures: 0, checkedExamples: 0, acceptedExamples: 0, checkSeconds: 0 };
+    const verification = this.verifier ? (cfg.verification ?? 'off') : 'off';
+    return { verification, aggregation: cfg.aggregation ?? 'sum', ...f, overhead: f.acceptedExamples ? f.checkedExamples / f.acceptedExamples : 0 };
   }
 
   jobs(): JobSummary[] {
@@ -812,7 +847,8 @@ export class Coordinator {
 
   // ---------------------------------------------------------------- workers
 
-  register(req: RegisterRequest): RegisterResponse {
+  /** `address`: the client's address, whose prefix is the worker's registration source for its reputation. */
+  register(req: RegisterRequest, address?: string): RegisterResponse {
     const token = randomBytes(24).toString('base64url');
     const now = Date.now();
     const row: WorkerRow = {
@@ -834,6 +870,7 @@ export class Coordinator {
       late: 0,
     };
     this.store.insertWorker(row);
+    this.verifier?.reputation.register(row.id, sourceOf(address), now);
     const w: Worker = { row, cached: new Set(req.cached ?? []) };
     this.workersByToken.set(row.token_hash, w);
     this.workersById.set(row.id, w);
@@ -847,6 +884,9 @@ export class Coordinator {
     if (!w) throw new HttpError(401, 'unauthorized', 'missing or unknown worker token: register with POST /api/v1/workers');
     // A worker that left (e.g. its tab closed) stays gone: a late request of its own must not bring it back.
     if (w.row.state === 'left') throw new HttpError(401, 'worker-left', 'this worker left the grid; register again (POST /api/v1/workers) to rejoin');
+    // Before anything is marked: a banned worker's request changes nothing.
+    const banned = this.verifier?.reputation.record(w.row.id);
+    if (banned?.banned) throw new HttpError(403, 'banned', `this worker is banned (${banned.banReason}); an admin can lift the ban`);
     w.row.last_seen = Date.now();
     if (w.row.state === 'lost') {
       w.row.state = 'active';
@@ -904,7 +944,51 @@ export class Coordinator {
       late: r.late,
       joinedAt: r.joined_at,
       lastSeen: r.last_seen,
+      trust: this.trustOf(r.id),
     }));
+  }
+
+  private trustOf(workerId: string): WorkerView['trust'] {
+    const rec = this.verifier?.reputation.record(workerId);
+    if (!rec) return null;
+    const { workerId: _id, ...rest } = rec;
+    return { ...rest, checkProbability: this.verifier!.reputation.checkProbability(workerId) };
+  }
+
+  /** The admin bans a worker: its token answers 403 banned, its leases go back to the pool. */
+  banWorker(workerId: string, reason = 'banned by the admin'): WorkerView {
+    const w = this.workerOr404(workerId);
+    const rep = this.requireVerifier();
+    rep.reputation.ban(workerId, Date.now(), reason);
+    this.releaseLeasesOf(workerId, 'returned');
+    this.log(`worker ${workerId} banned: ${reason}`);
+    return this.workers().find((x) => x.id === w.row.id)!;
+  }
+
+  /** The admin lifts a ban: the worker starts its probation again (checked on every result). */
+  liftBan(workerId: string): WorkerView {
+    const w = this.workerOr404(workerId);
+    this.requireVerifier().reputation.lift(workerId);
+    this.log(`worker ${workerId}: ban lifted`);
+    return this.workers().find((x) => x.id === w.row.id)!;
+  }
+
+  private workerOr404(workerId: string): Worker {
+    const w = this.workersById.get(workerId);
+    if (!w) throw new HttpError(404, 'not-found', `no worker ${workerId}`);
+    return w;
+  }
+
+  private requireVerifier(): Verifier {
+    if (!this.verifier) throw new HttpError(409, 'conflict', 'this coordinator checks no results (no backend to recompute on), so it keeps no trust records');
+    return this.verifier;
+  }
+
+  /** The aggregation a job asks for: a robust rule, or the exact sum (flat or tree, per the coordinator's options). */
+  private makeAggregator(cfg: JobConfig, summer: Summer): Aggregator & { maxTargets(n: number): number } {
+    const rule = cfg.aggregation ?? 'sum';
+    if (rule !== 'sum') return new RobustAggregator({ rule });
+    return this.opts.aggregator === 'flat' ? new FlatAggregator(summer) : new TreeAggregator(this.opts.fanIn, summer);
   }
 
   // ---------------------------------------------------------------- leasing
@@ -974,7 +1058,7 @@ export class Coordinator {
     let best: TaskSlot | null = null;
     let bestScore = Infinity;
     for (const s of run.slots) {
-      if (s.state !== 'pending') continue;
+      if (s.state !== 'pending' || s.excluded.has(w.row.id)) continue;
       const hash = run.partitions[s.partition]!.hash;
       if (w.cached.has(hash)) {
         best = s;
@@ -1170,15 +1254,31 @@ export class Coordinator {
     const bound = this.opts.normBoundPerExample * Math.max(1, meta.count);
     if (norm > bound) reject(new HttpError(422, 'norm-bound', `gradient L2 norm ${norm.toExponential(3)} exceeds the bound ${bound.toExponential(3)} for ${meta.count} examples`));
 
-    // Valid: record, aggregate.
-    const tAgg = performance.now();
-    const summedBefore = run!.aggregator.bytesSummed;
-    const taskIds = all.map((x) => x.slot.id);
-    const outcome = run!.aggregator.add(taskIds, { grads, loss: meta.loss, correct: meta.correct, count: meta.count });
-    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
-    this.perf.aggregateBytes += run!.aggregator.bytesSummed - summedBefore;
-    this.perf.validateSeconds += (tAgg - tStart) / 1000;
+    // Valid. Checked (held until the recomputation's verdict), or counted now.
+    this.perf.validateSeconds += (performance.now() - tStart) / 1000;
     this.perf.results++;
+    run!.bytesIn += body.length;
+    const sums = { grads, loss: meta.loss, correct: meta.correct, count: meta.count };
+    if (run!.cfg.verification === 'verified' && this.verifier?.shouldCheck(w.row.id)) {
+      this.holdForCheck(run!, w, all, sums);
+    } else {
+      this.countResult(run!, w, all, sums);
+    }
+    const ack: ResultAck = { accepted: true, taskId: slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
+    if (run!.aggregator.complete()) this.completeIteration();
+    return ack;
+  }
+
+  /** Adds a valid result to the aggregation and records its tasks done. */
+  private countResult(run: ActiveRun, w: Worker, all: readonly { lease: LeaseInfo; slot: TaskSlot }[], sums: { grads: Map<string, Float32Array>; loss: number; correct: number; count: number }): void {
+    const tAgg = performance.now();
+    const summedBefore = run.aggregator.bytesSummed;
+    const taskIds = all.map((x) => x.slot.id);
+    // a robust rule holds partials until the iteration ends: out of the receive slot they are read into
+    const grads = run.aggregator instanceof RobustAggregator ? new Map([...sums.grads].map(([n, g]) => [n, g.slice()])) : sums.grads;
+    const outcome = run.aggregator.add(taskIds, { ...sums, grads }, w.row.id);
+    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
+    this.perf.aggregateBytes += run.aggregator.bytesSummed - summedBefore;
     if (outcome !== 'added') throw new Error(`aggregator refused tasks ${taskIds.join(', ')} (${outcome}) although the ledger had them open`);
     const now = Date.now();
     for (const x of all) {
@@ -1186,8 +1286,8 @@ export class Coordinator {
       x.slot.state = 'done';
     }
     w.row.tasks_done += all.length;
-    w.row.examples_done += meta.count;
-    run!.bytesIn += body.length;
+    w.row.examples_done += sums.count;
+    this.verifier?.counted(run.id, sums.count);
     this.store.tx(() => {
       for (const x of all) {
         this.store.closeLease(x.lease.id, 'done', now);
@@ -1195,9 +1295,76 @@ export class Coordinator {
       }
       this.store.updateWorker(w.row.id, { tasks_done: w.row.tasks_done, examples_done: w.row.examples_done, last_seen: now });
     });
-    const ack: ResultAck = { accepted: true, taskId: slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
-    if (run!.aggregator.complete()) this.completeIteration();
-    return ack;
+  }
+
+  /**
+   * Holds a valid result out of the aggregation (its tasks 'checking', its
+   * leases answered) while the coordinator recomputes its tasks; then counts
+   * it (agreed) or discards it and re-issues its tasks to other workers
+   * (failed: the worker's record is reset and marked, maybe banned).
+   */
+  private holdForCheck(run: ActiveRun, w: Worker, all: readonly { lease: LeaseInfo; slot: TaskSlot }[], sums: { grads: Map<string, Float32Array>; loss: number; correct: number; count: number }): void {
+    const held = { ...sums, grads: new Map([...sums.grads].map(([n, g]) => [n, g.slice()])) };
+    const iteration = run.iteration;
+    const phase = run.it!.phase;
+    const now = Date.now();
+    for (const x of all) {
+      x.lease.state = 'done';
+      x.slot.state = 'checking';
+    }
+    this.store.tx(() => {
+      for (const x of all) {
+        this.store.closeLease(x.lease.id, 'done', now);
+        this.store.updateTask(x.slot.id, { state: 'checking' });
+      }
+    });
+    const batches = all.map((x) => {
+      const part = run.data[x.slot.partition]!;
+      return batchFromPartition(part, sampleRange(run.cfg.seed, iteration, part.lo, part.hi, run.it!.fraction));
+    });
+    const t0 = performance.now();
+    const verifier = this.verifier!;
+    verifier
+      .recompute(run.cfg, run.params, phase, iteration, batches)
+      .then((recomputed) => {
+        const current = (x: { lease: LeaseInfo; slot: TaskSlot }): boolean => x.slot.state === 'checking' && x.slot.leaseId === x.lease.id;
+        if (this.closed || this.run !== run || run.iteration !== iteration || !all.every(current)) return;
+        const v = verifier.judge(run.id, w.row.id, phase, held, recomputed, (performance.now() - t0) / 1000, Date.now());
+        if (v.comparison.agree) {
+          this.countResult(run, w, all, held);
+          if (run.aggregator.complete()) this.completeIteration();
+          return;
+        }
+        this.discardResult(run, w, all, v.comparison.detail);
+        if (v.banned) {
+          this.log(`worker ${w.row.id} banned: ${v.record.banReason}`);
+          this.releaseLeasesOf(w.row.id, 'returned');
+        }
+      })
+      .catch((e: unknown) => {
+        // the check could not run: count nothing unverified; give the tasks to someone else
+        this.log(`check of ${all.map((x) => x.slot.id).join(', ')} failed to run: ${(e as Error).message}; re-issuing`);
+        if (this.run === run && run.iteration === iteration) this.discardResult(run, null, all, 'the check could not run');
+      });
+  }
+
+  /** Throws a checked result away: its leases 'discarded' in the ledger, its tasks back to the pool, never again for this worker. */
+  private discardResult(run: ActiveRun, w: Worker | null, all: readonly { lease: LeaseInfo; slot: TaskSlot }[], why: string): void {
+    const now = Date.now();
+    for (const x of all) {
+      if (w) x.slot.excluded.add(w.row.id);
+      x.slot.state = 'pending';
+      x.slot.leaseId = null;
+      x.slot.workerId = null;
+    }
+    this.store.tx(() => {
+      for (const x of all) {
+        this.store.closeLease(x.lease.id, 'discarded', now);
+        this.store.updateTask(x.slot.id, { state: 'pending', lease_id: null, worker_id: null });
+      }
+    });
+    this.log(`result of ${w ? `worker ${w.row.id}` : 'a worker'} for ${all.map((x) => x.slot.id).join(', ')} discarded (${why}); re-issuing`);
+    this.pump();
   }
 
   /** Stops timers, answers long-polls, closes the database. */
@@ -1211,6 +1378,7 @@ export class Coordinator {
     this.waiters = [];
     await this.evalChain.catch(() => undefined);
     if (this.evalBackendP) (await this.evalBackendP).dispose();
+    await this.verifier?.dispose();
     this.store.close();
   }
 }

@@ -44,7 +44,20 @@ export interface JobConfig {
   readonly finetune: PhaseConfig;
   /** Checkpoint every this many iterations (and at every phase end). */
   readonly checkpointEvery: number;
+  /**
+   * How results are checked by recomputation (coordinator/trust/): 'verified'
+   * (default: a sampled result counts only once the coordinator's
+   * recomputation agrees) or 'off'.
+   */
+  readonly verification: Verification;
+  /** How an iteration's results are combined: 'sum' (default, exact) or a robust rule (coordinator/aggregate/robust.ts). */
+  readonly aggregation: Aggregation;
 }
+
+export const VERIFICATION_MODES = ['verified', 'off'] as const;
+export type Verification = (typeof VERIFICATION_MODES)[number];
+export const AGGREGATIONS = ['sum', 'median', 'trimmed-mean', 'centered-clip'] as const;
+export type Aggregation = (typeof AGGREGATIONS)[number];
 
 export interface ConfigIssue {
   readonly field: string;
@@ -87,6 +100,8 @@ export const DEFAULT_JOB: JobConfig = {
     weightCost: 0.00001,
   },
   checkpointEvery: 200,
+  verification: 'verified',
+  aggregation: 'sum',
 };
 
 type Json = unknown;
@@ -129,6 +144,16 @@ export function parseJobConfig(input: Json, base: JobConfig = DEFAULT_JOB): JobC
       return {};
     }
     return v;
+  };
+
+  const oneOf = <T extends string>(obj: Record<string, Json>, key: string, allowed: readonly T[], dflt: T): T => {
+    const v = obj[key];
+    if (v === undefined) return dflt;
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+      issues.push({ field: key, message: `expected one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(v)}` });
+      return dflt;
+    }
+    return v as T;
   };
 
   let name = base.name;
@@ -189,6 +214,8 @@ export function parseJobConfig(input: Json, base: JobConfig = DEFAULT_JOB): JobC
     pretrain: phase('pretrain'),
     finetune: phase('finetune'),
     checkpointEvery: num(input, 'checkpointEvery', 'checkpointEvery', base.checkpointEvery, int(1, 1_000_000)),
+    verification: oneOf(input, 'verification', VERIFICATION_MODES, base.verification ?? 'verified'),
+    aggregation: oneOf(input, 'aggregation', AGGREGATIONS, base.aggregation ?? 'sum'),
   };
   if (cfg.pretrain.epochs === 0 && cfg.finetune.epochs === 0) {
     issues.push({ field: 'finetune.epochs', message: 'pre-training and fine-tuning both have 0 epochs: nothing to train' });
