@@ -37,10 +37,11 @@ for (const attack of attacks) for (const m of counts) results.push(await runScen
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 console.log(`\n${workers} workers, job ${job.layers.join('-')} on ${job.trainLimit} examples, ${job.partitions} partitions; clean run: ${pct(clean.testError)} test error`);
-console.log('| attack | Byzantine | test error | vs clean (points) | rewritten uploads | banned | seconds |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| attack | Byzantine | test error | vs clean (points) | rewritten uploads | banned | results to ban (each) | checking overhead, whole / 2nd half | seconds |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
 for (const r of results) {
-  const banned = r.workerRows.filter((w) => r.byzantineIds.includes(w.id as string) && (w.banned === true || w.state === 'banned')).length;
-  console.log(`| ${r.attack} | ${r.byzantine} | ${pct(r.testError)} | ${(100 * (r.testError - clean.testError)).toFixed(2)} | ${r.rewritten} | ${banned} | ${r.seconds.toFixed(1)} |`);
+  const banned = r.workerRows.filter((w) => r.byzantineIds.includes(w.id as string) && (w.trust as { banned?: boolean } | null)?.banned === true).length;
+  const toBan = r.resultsToBan.length ? r.resultsToBan.map((x) => (x === null ? '-' : String(x))).join(', ') : '';
+  console.log(`| ${r.attack} | ${r.byzantine} | ${pct(r.testError)} | ${(100 * (r.testError - clean.testError)).toFixed(2)} | ${r.rewritten} | ${banned} | ${toBan} | ${pct(r.overhead)} / ${pct(r.steadyOverhead)} | ${r.seconds.toFixed(1)} |`);
 }
 if (values.json) writeFileSync(values.json, JSON.stringify(results.map(({ workerRows, summary, ...r }) => ({ ...r, workerRows, summary })), null, 2));

@@ -66,6 +66,11 @@ export interface ScenarioResult {
   /** the coordinator's view of every worker (WorkerRow plus whatever trust fields it has) */
   readonly workerRows: Record<string, unknown>[];
   readonly byzantineIds: string[];
+  /** per Byzantine worker: its results the coordinator accepted before its first 403 banned (null: never banned) */
+  readonly resultsToBan: (number | null)[];
+  /** checking overhead (examples recomputed / examples counted) over the whole job and over its second half */
+  readonly overhead: number;
+  readonly steadyOverhead: number;
   readonly jobId: string;
   readonly summary: Record<string, unknown>;
 }
@@ -98,29 +103,51 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
     if (started.status !== 200) throw new Error(`start job: ${started.status} ${await started.text()}`);
 
     const collusion = createCollusion(s.workers, s.byzantine, normBoundPerExample);
+    const accepted: number[] = [];
+    const bannedAfter: (number | null)[] = [];
     const byz: ByzantineBackend[] = [];
     const workers: GridWorker[] = [];
     for (let i = 0; i < s.workers; i++) {
       const cpu = await createCpuBackend();
       const bad = i < s.byzantine && s.attack ? byzantineBackend(cpu, s.attack, collusion) : null;
       if (bad) byz.push(bad);
+      const k = byz.length - 1;
+      if (bad) {
+        accepted[k] = 0;
+        bannedAfter[k] = null;
+      }
       // each worker registers from its own /24 (the coordinator reads the socket's address)
       const env = { incoming: { socket: { remoteAddress: `10.${i}.0.1` } } };
       const fetch = async (input: string, init?: RequestInit): Promise<Response> => {
         if (init?.body instanceof Uint8Array) init = { ...init, headers: { ...(init.headers as Record<string, string>), 'content-length': String(init.body.length) } };
         const res = await app.request(input, init, env);
-        if (bad && res.status === 403) bad.leave();
+        if (bad && res.status === 200 && init?.method === 'PUT') accepted[k]!++;
+        if (bad && res.status === 403) {
+          bad.leave();
+          bannedAfter[k] ??= accepted[k]!;
+        }
         return res;
       };
       workers.push(new GridWorker({ coordinator: 'http://coordinator.test', backend: bad ?? cpu, name: bad ? `byzantine-${i}` : `honest-${i}`, runtime: 'node', fetch, leaseWaitMs: 2_000, exitWhenDone: true }));
     }
+    // the checking figures at half-time, for the steady state
+    type Figures = { checkedExamples: number; acceptedExamples: number };
+    let half: Figures | null = null;
+    const total = coord.summary(id).totalIterations;
+    const poll = setInterval(() => {
+      const sm = coord.summary(id) as unknown as { iteration: number; trust: Figures };
+      if (!half && sm.iteration >= total / 2) half = { ...sm.trust };
+    }, 20);
     const running = workers.map((w) => w.start());
     // honest workers end when the job is done; a banned one keeps being refused: stop it then
     await Promise.race([Promise.all(running.slice(s.byzantine)), coord.idle().then(() => waitDone(coord, id))]);
     await waitDone(coord, id);
     await coord.idle();
     await Promise.all(workers.map((w) => w.stop()));
-    const summary = coord.summary(id) as unknown as Record<string, unknown> & { lastEvaluation: { testError: number } | null; iteration: number };
+    clearInterval(poll);
+    const summary = coord.summary(id) as unknown as Record<string, unknown> & { lastEvaluation: { testError: number } | null; iteration: number; trust: Figures & { overhead: number } };
+    const h = half ?? { checkedExamples: 0, acceptedExamples: 0 };
+    const steadyOverhead = (summary.trust.checkedExamples - h.checkedExamples) / Math.max(1, summary.trust.acceptedExamples - h.acceptedExamples);
     const rows = ((await (await admin('/api/v1/admin/workers')).json()) as { workers: Record<string, unknown>[] }).workers;
     const byzantineIds = workers.slice(0, s.attack ? s.byzantine : 0).map((w) => w.workerId).filter((x): x is string => !!x);
     const result: ScenarioResult = {
@@ -133,6 +160,9 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
       rewritten: byz.reduce((a, b) => a + b.rewritten, 0),
       workerRows: rows,
       byzantineIds,
+      resultsToBan: bannedAfter,
+      overhead: summary.trust.overhead,
+      steadyOverhead,
       jobId: id,
       summary,
     };
