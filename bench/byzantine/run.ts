@@ -52,6 +52,8 @@ export interface Scenario {
   /** admin-API job fields beyond the JobConfig (e.g. the trust policy once it exists) */
   readonly jobExtra?: Record<string, unknown>;
   readonly log?: (msg: string) => void;
+  /** called at the end, before the coordinator closes (tests read its ledger) */
+  readonly inspect?: (coord: Coordinator, jobId: string, byzantineIds: readonly string[]) => void | Promise<void>;
 }
 
 export interface ScenarioResult {
@@ -166,6 +168,7 @@ export async function runScenario(s: Scenario): Promise<ScenarioResult> {
       jobId: id,
       summary,
     };
+    await s.inspect?.(coord, id, byzantineIds);
     s.log?.(`${result.attack} ${result.byzantine}/${result.workers}: test error ${(100 * result.testError).toFixed(2)}% in ${result.seconds.toFixed(1)} s`);
     return result;
   } finally {
