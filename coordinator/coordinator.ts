@@ -952,7 +952,8 @@ export class Coordinator {
     const rec = this.verifier?.reputation.record(workerId);
     if (!rec) return null;
     const { workerId: _id, ...rest } = rec;
-    return { ...rest, checkProbability: this.verifier!.reputation.checkProbability(workerId) };
+    const kind = this.run?.it ? phaseName(this.run.it.phase) : undefined;
+    return { ...rest, checkProbability: this.verifier!.reputation.checkProbability(workerId, kind) };
   }
 
   /** The admin bans a worker: its token answers 403 banned, its leases go back to the pool. */
@@ -1259,7 +1260,7 @@ export class Coordinator {
     this.perf.results++;
     run!.bytesIn += body.length;
     const sums = { grads, loss: meta.loss, correct: meta.correct, count: meta.count };
-    if (run!.cfg.verification === 'verified' && this.verifier?.shouldCheck(w.row.id)) {
+    if (run!.cfg.verification === 'verified' && this.verifier?.shouldCheck(w.row.id, run!.it!.phase)) {
       this.holdForCheck(run!, w, all, sums);
     } else {
       this.countResult(run!, w, all, sums);

@@ -7,6 +7,10 @@
  * - A worker is checked (its result recomputed by someone else) on every
  *   result until it has `agreementsToTrust` consecutive agreements (N, 10 in
  *   BOINC); a worker with failures on its record needs N per failure more.
+ *   Agreements count per kind of task (the phase: BOINC keeps its count per
+ *   host and application version), so trust earned pre-training does not
+ *   carry into fine-tuning, where a label-flipping cheater would start to
+ *   lie.
  * - From then on a result is checked with probability
  *   max(minCheckProbability, 1 / consecutive): BOINC trusts a host with
  *   probability 1 - 1/CV after CV consecutive valid results.
@@ -49,6 +53,8 @@ export interface TrustRecord {
   failed: number;
   /** agreements since its last failure (or registration) */
   consecutive: number;
+  /** the same, per kind of task */
+  consecutiveBy: Record<string, number>;
   /** strikes its source had when it registered */
   inherited: number;
   /** it failed a check, now or through its source */
@@ -107,12 +113,12 @@ export interface Reputation {
   records(): TrustRecord[];
   /** Strikes a source holds at `now`. */
   strikes(source: string, now: number): number;
-  /** Probability that a result of this worker is checked. */
-  checkProbability(workerId: string): number;
+  /** Probability that a result of this worker (of this kind of task, when given) is checked. */
+  checkProbability(workerId: string, kind?: string): number;
   /** Whether to check this result, for a uniform draw u in [0, 1). */
-  shouldCheck(workerId: string, u: number): boolean;
-  /** Its checked result agreed with the recomputation. */
-  agreed(workerId: string): TrustRecord;
+  shouldCheck(workerId: string, u: number, kind?: string): boolean;
+  /** Its checked result (of this kind) agreed with the recomputation. */
+  agreed(workerId: string, kind?: string): TrustRecord;
   /** Its checked result lost: reset, mark, strike its source; bans it at the threshold. */
   failed(workerId: string, now: number): TrustRecord;
   /** The admin bans a worker. */
@@ -139,10 +145,11 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
   };
   /** agreements a worker needs before sampling starts */
   const probation = (r: TrustRecord): number => policy.agreementsToTrust * (1 + r.failed + r.inherited);
-  const checkProbability = (workerId: string): number => {
+  const checkProbability = (workerId: string, kind?: string): number => {
     const r = get(workerId);
-    if (r.banned || r.consecutive < probation(r)) return 1;
-    return Math.max(policy.minCheckProbability, 1 / r.consecutive);
+    const n = kind === undefined ? r.consecutive : (r.consecutiveBy[kind] ?? 0);
+    if (r.banned || n < probation(r)) return 1;
+    return Math.max(policy.minCheckProbability, 1 / n);
   };
 
   return {
@@ -151,7 +158,7 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
       if (byWorker.has(workerId)) return byWorker.get(workerId)!;
       const inherited = strikes(source, now);
       const r: TrustRecord = {
-        workerId, source, checked: 0, agreed: 0, failed: 0, consecutive: 0, inherited,
+        workerId, source, checked: 0, agreed: 0, failed: 0, consecutive: 0, consecutiveBy: {}, inherited,
         marked: inherited > 0, banned: false, bannedAt: null, banReason: null,
       };
       byWorker.set(workerId, r);
@@ -161,15 +168,16 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
     records: () => [...byWorker.values()],
     strikes,
     checkProbability,
-    shouldCheck(workerId, u) {
+    shouldCheck(workerId, u, kind) {
       if (!(u >= 0 && u < 1)) throw new RangeError(`shouldCheck: u must be a uniform draw in [0, 1), got ${u}`);
-      return u < checkProbability(workerId);
+      return u < checkProbability(workerId, kind);
     },
-    agreed(workerId) {
+    agreed(workerId, kind) {
       const r = get(workerId);
       r.checked++;
       r.agreed++;
       r.consecutive++;
+      if (kind !== undefined) r.consecutiveBy[kind] = (r.consecutiveBy[kind] ?? 0) + 1;
       return r;
     },
     failed(workerId, now) {
@@ -177,6 +185,7 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
       r.checked++;
       r.failed++;
       r.consecutive = 0;
+      r.consecutiveBy = {};
       r.marked = true;
       const list = sourceStrikes.get(r.source) ?? [];
       list.push(now);
@@ -205,6 +214,7 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
       r.failed = 0;
       r.inherited = 0;
       r.consecutive = 0;
+      r.consecutiveBy = {};
       sourceStrikes.delete(r.source);
       return r;
     },

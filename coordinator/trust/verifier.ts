@@ -14,7 +14,7 @@
 import type { ComputeBackend } from '../../client/core/backend.ts';
 import type { JobConfig } from '../../client/core/model/config.ts';
 import type { Params } from '../../client/core/model/params.ts';
-import type { Phase } from '../../client/core/model/plan.ts';
+import { phaseName, type Phase } from '../../client/core/model/plan.ts';
 import { computeTask, type ExampleBatch, type TaskResult } from '../../client/core/task.ts';
 import { compareResults, DEFAULT_TOLERANCE, type Comparison, type Comparable, type Tolerance } from './compare.ts';
 import { createReputation, DEFAULT_TRUST_POLICY, type Reputation, type TrustPolicy, type TrustRecord } from './reputation.ts';
@@ -69,10 +69,10 @@ export class Verifier {
     return f;
   }
 
-  /** Whether this result of the worker is checked (a worker without a record is checked). */
-  shouldCheck(workerId: string): boolean {
+  /** Whether this result of the worker, for a task of this phase, is checked (a worker without a record is checked). */
+  shouldCheck(workerId: string, phase: Phase): boolean {
     if (!this.reputation.record(workerId)) return true;
-    return this.reputation.shouldCheck(workerId, this.random());
+    return this.reputation.shouldCheck(workerId, this.random(), phaseName(phase));
   }
 
   isBanned(workerId: string): boolean {
@@ -117,7 +117,7 @@ export class Verifier {
     f.checkSeconds += seconds;
     const before = this.isBanned(workerId);
     let record: TrustRecord;
-    if (comparison.agree) record = this.reputation.agreed(workerId);
+    if (comparison.agree) record = this.reputation.agreed(workerId, phaseName(phase));
     else {
       f.failures++;
       record = this.reputation.failed(workerId, now);

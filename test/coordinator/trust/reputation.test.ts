@@ -91,6 +91,20 @@ describe('Reputation', () => {
     expect(rep.register('w', 's', 5).banned).toBe(true);
   });
 
+  it('trust is earned per kind of task: agreements pre-training leave fine-tuning on probation; a failure resets every kind', () => {
+    const rep = createReputation();
+    rep.register('w', 's', 0);
+    for (let i = 0; i < N; i++) rep.agreed('w', 'pretrain layer 0');
+    expect(rep.checkProbability('w', 'pretrain layer 0')).toBeCloseTo(1 / N, 12);
+    expect(rep.checkProbability('w', 'finetune')).toBe(1);
+    for (let i = 0; i < N; i++) rep.agreed('w', 'finetune');
+    expect(rep.checkProbability('w', 'finetune')).toBeCloseTo(1 / N, 12);
+    expect(rep.record('w')!.consecutive).toBe(2 * N);
+    rep.failed('w', 1);
+    expect(rep.record('w')!.consecutiveBy).toEqual({});
+    expect(rep.checkProbability('w', 'pretrain layer 0')).toBe(1);
+  });
+
   it('refuses unknown workers, bad draws and bad policies without effect', () => {
     const rep = createReputation();
     expect(() => rep.agreed('nobody')).toThrow(TrustError);
