@@ -10,10 +10,10 @@
  *
  *   XDG_RUNTIME_DIR=$(mktemp -d) node_modules/.bin/deno run -A bench/backend-agreement.ts [--tasks 4] [--batches 17,100]
  */
-import { createCpuBackend, jsEngine } from '../client/core/cpu/index.ts';
-import { CpuBackend } from '../client/core/cpu/cpu-backend.ts';
-import { createWebGpuBackend } from '../client/core/webgpu/index.ts';
-import type { ExampleBatch } from '../client/core/task.ts';
+import { createCpuBackend, jsEngine } from '../core/cpu/index.ts';
+import { CpuBackend } from '../core/cpu/cpu-backend.ts';
+import { createWebGpuBackend } from '../core/webgpu/index.ts';
+import type { ExampleBatch } from '../core/task.ts';
 import { loadMnistDir } from '../datasets/mnist.ts';
 import { DEFAULT_TOLERANCE } from '../coordinator/trust/compare.ts';
 import { wholeTaskAgreement, type AgreementRow } from '../test/webgpu/whole-task.ts';

@@ -5,14 +5,14 @@
  * sampleRange picks), sums the results in partition order, and applies the
  * momentum-SGD update. Same seed, same backend: same weights, bit for bit.
  */
-import type { ComputeBackend } from '../client/core/backend.ts';
-import type { JobConfig } from '../client/core/model/config.ts';
-import { MomentumSgd } from '../client/core/model/optimizer.ts';
-import { initParams, mlpLayers, type Params } from '../client/core/model/params.ts';
-import { TrainingPlan, type IterationPlan } from '../client/core/model/plan.ts';
-import { sampleRange } from '../client/core/rng.ts';
-import { computeTask, toUnit, type ExampleBatch, type TaskResult } from '../client/core/task.ts';
-import type { Checkpoint } from './checkpoint.ts';
+import type { ComputeBackend } from '../core/backend.ts';
+import type { JobConfig } from '../core/model/config.ts';
+import { MomentumSgd } from '../core/model/optimizer.ts';
+import { initParams, mlpLayers, type Params } from '../core/model/params.ts';
+import { TrainingPlan, type IterationPlan } from '../core/model/plan.ts';
+import { sampleRange } from '../core/rng.ts';
+import { addResults, computeTask, toUnit, type ExampleBatch, type TaskResult } from '../core/task.ts';
+import type { Checkpoint } from './engine/checkpoint.ts';
 
 /** Images and labels, N x dim uint8 pixels. */
 export interface LabeledImages {
@@ -52,16 +52,6 @@ export function gatherBatch(data: LabeledImages, ids: Uint32Array): ExampleBatch
     labels[i] = data.labels[e]!;
   }
   return { pixels, labels, ids, dim: D };
-}
-
-/** Adds b into a, tensor by tensor (a is modified). */
-export function addResults(a: TaskResult, b: TaskResult): TaskResult {
-  for (const [name, g] of b.grads) {
-    const acc = a.grads.get(name);
-    if (!acc || acc.length !== g.length) throw new Error(`cannot add gradient "${name}": shapes differ`);
-    for (let i = 0; i < g.length; i++) acc[i] = acc[i]! + g[i]!;
-  }
-  return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
 }
 
 /** Test error, mean cross-entropy and the confusion matrix of the MLP; yields to the event loop between batches. */

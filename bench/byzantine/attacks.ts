@@ -17,7 +17,7 @@
  *   each uploads (mu - z sigma) times its count, coordinate-wise, with
  *   z = Phi^-1((n - s) / n), s = floor(n / 2 + 1) - m: a shift inside the honest spread.
  */
-import type { BackpropRequest, BackpropSums, Cd1Request, Cd1Sums, ComputeBackend } from '../../client/core/backend.ts';
+import type { BackpropRequest, BackpropSums, Cd1Request, Cd1Sums, ComputeBackend } from '../../core/backend.ts';
 
 export type AttackName = 'sign-flip' | 'bound' | 'random' | 'constant' | 'stale' | 'label-flip' | 'alie';
 export const ATTACKS: readonly AttackName[] = ['sign-flip', 'bound', 'random', 'constant', 'stale', 'label-flip', 'alie'];

@@ -8,14 +8,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { GridWorker } from '../../client/core/worker.ts';
-import { subset, type Dataset } from '../../datasets/dataset.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { GridWorker } from '../../client/worker/worker.ts';
+import { subset, type Dataset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
-import { createApp } from '../../coordinator/app.ts';
+import { createApp } from '../../coordinator/http/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
-import { Coordinator, type CoordinatorOptions } from '../../coordinator/coordinator.ts';
+import { Coordinator, type CoordinatorOptions } from '../../coordinator/engine/coordinator.ts';
 import { byzantineBackend, createCollusion, type AttackName, type ByzantineBackend } from './attacks.ts';
 
 const ADMIN = 'byzantine-bench-admin-token';

@@ -11,11 +11,11 @@
  * The coordinator's recomputation is the second opinion and, being exact
  * and trusted, also the deciding one: a disagreement needs no third.
  */
-import type { ComputeBackend } from '../../client/core/backend.ts';
-import type { JobConfig } from '../../client/core/model/config.ts';
-import type { Params } from '../../client/core/model/params.ts';
-import { phaseName, type Phase } from '../../client/core/model/plan.ts';
-import { computeTask, type ExampleBatch, type TaskResult } from '../../client/core/task.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import type { Params } from '../../core/model/params.ts';
+import { phaseName, type Phase } from '../../core/model/plan.ts';
+import { computeTask, type ExampleBatch, type TaskResult } from '../../core/task.ts';
 import { compareResults, DEFAULT_TOLERANCE, type Comparison, type Comparable, type Tolerance } from './compare.ts';
 import { createReputation, DEFAULT_TRUST_POLICY, type Reputation, type TrustPolicy, type TrustRecord } from './reputation.ts';
 

@@ -11,11 +11,11 @@
  * "trained-like" ones (uniform +-w, larger, so hidden units saturate and
  * rounding meets the Bernoulli draws more often).
  */
-import type { ComputeBackend } from '../../client/core/backend.ts';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { initParams, type Params } from '../../client/core/model/params.ts';
-import type { Phase } from '../../client/core/model/plan.ts';
-import { computeTask, type ExampleBatch } from '../../client/core/task.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { initParams, type Params } from '../../core/model/params.ts';
+import type { Phase } from '../../core/model/plan.ts';
+import { computeTask, type ExampleBatch } from '../../core/task.ts';
 import { compareResults, relativeL2, type Comparison, type Tolerance } from '../../coordinator/trust/compare.ts';
 import { Rand } from './reference.ts';
 

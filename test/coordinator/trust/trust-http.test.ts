@@ -5,8 +5,8 @@
  * strikes (banned at its first failure); an admin lifts a ban.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { phaseTensors, tensorShapes } from '../../../client/core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../../client/core/protocol.ts';
+import { phaseTensors, tensorShapes } from '../../../core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../../core/protocol/index.ts';
 import { makeRig, SMALL_JOB, startJob, waitFor, type Rig } from '../harness.ts';
 
 let rig: Rig;
