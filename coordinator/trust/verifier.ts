@@ -69,9 +69,13 @@ export class Verifier {
     return f;
   }
 
-  /** Whether this result of the worker, for a task of this phase, is checked (a worker without a record is checked). */
+  /**
+   * Whether this result of the worker, for a task of this phase, is checked.
+   * A worker without a record (registered before the coordinator restarted:
+   * records live in memory) gets a fresh one, from an unknown source.
+   */
   shouldCheck(workerId: string, phase: Phase): boolean {
-    if (!this.reputation.record(workerId)) return true;
+    if (!this.reputation.record(workerId)) this.reputation.register(workerId, 'unknown', Date.now());
     return this.reputation.shouldCheck(workerId, this.random(), phaseName(phase));
   }
 
@@ -115,6 +119,7 @@ export class Verifier {
     f.checks++;
     f.checkedExamples += recomputed.count;
     f.checkSeconds += seconds;
+    if (!this.reputation.record(workerId)) this.reputation.register(workerId, 'unknown', now);
     const before = this.isBanned(workerId);
     let record: TrustRecord;
     if (comparison.agree) record = this.reputation.agreed(workerId, phaseName(phase));
