@@ -5,6 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_JOB, parseJobConfig } from '../../../core/model/config.ts';
+import { initParams, tensorShapes } from '../../../core/model/params.ts';
+import { decodeWeights } from '../../../core/protocol/index.ts';
 import { inProcessWorker, makeRig, SMALL_JOB, startJob, type Rig } from '../harness.ts';
 
 describe('job trust policy', () => {
@@ -36,7 +38,17 @@ describe('job trust policy', () => {
       await rig.coord.idle();
       const s = rig.coord.summary(id);
       expect(s.state).toBe('done');
-      expect(s.lastEvaluation!.testError).toBeLessThan(0.9);
+      // SMALL_JOB barely trains (chance is 90%), and which worker sums which tasks varies, so a robust rule's
+      // outcome does too: the job ran every iteration and moved the weights, all finite
+      expect(s.iteration).toBe(s.totalIterations);
+      expect(Number.isFinite(s.lastEvaluation!.testError)).toBe(true);
+      const init = initParams(SMALL_JOB);
+      let moved = 0;
+      for (const [name, t] of rig.coord.activeParams() ?? decodeWeights(rig.coord.weightsOf(id), tensorShapes(SMALL_JOB)).params) {
+        expect(t.every(Number.isFinite), name).toBe(true);
+        moved = Math.max(moved, ...t.map((x, i) => Math.abs(x - init.get(name)![i]!)));
+      }
+      expect(moved).toBeGreaterThan(1e-3);
       expect(s.trust).toMatchObject({ verification: 'verified', aggregation, failures: 0 });
       // on probation (10 agreements per phase): far more checks than a trusted worker gets
       expect(s.trust.checks).toBeGreaterThanOrEqual(Math.min(20, s.totalIterations));
