@@ -227,6 +227,11 @@ export class GridWorker {
             if (e.body.error === 'worker-left') this.leftGrid = true;
             continue; // the coordinator forgot us: register again (unless we left)
           }
+          if (e instanceof CoordinatorError && e.status === 403 && e.body.error === 'banned') {
+            // the coordinator refuses this worker: stop (registering again would start it untrusted, from a marked source)
+            this.emit({ type: 'offline', message: e.body.detail, retryInMs: 0 });
+            break;
+          }
           if (e instanceof CoordinatorError && e.status < 500 && e.status !== 429) {
             // a request of ours was refused (e.g. the weights of an iteration that just ended): go on shortly
             await sleep(100, this.stopCtl.signal);

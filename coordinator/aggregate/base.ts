@@ -3,7 +3,10 @@
  * carries the exact set of tasks it covers; combining two partials whose sets
  * overlap is an error, so a task is never counted twice, and the sum is only
  * handed out when the coverage equals the iteration's task set, so none is
- * lost. Implementations: flat (one running sum) and tree (fixed fan-in).
+ * lost. Implementations: flat (one running sum) and tree (fixed fan-in),
+ * both the exact sum; and the robust rules (robust.ts: coordinate-wise
+ * median, trimmed mean, centered clipping), which replace the sum of the
+ * gradients by a robust estimate of it over per-source partials.
  * Peer-to-peer aggregation among browsers will be a third.
  */
 
@@ -27,9 +30,11 @@ export interface Aggregator {
   /**
    * Adds the sums of one task, or of several summed by one worker (taking
    * ownership of the arrays); 'duplicate' (a task already covered, or named
-   * twice) and 'unknown' change nothing.
+   * twice) and 'unknown' change nothing. `source` names who computed them
+   * (the worker): the robust rules (robust.ts) vote per source, summing a
+   * source's partials first; the exact sums ignore it.
    */
-  add(tasks: string | readonly string[], sums: Sums): AddOutcome;
+  add(tasks: string | readonly string[], sums: Sums, source?: string): AddOutcome;
   /** Tasks covered so far. */
   readonly covered: number;
   /** Tasks the iteration expects. */
@@ -114,12 +119,12 @@ export abstract class BaseAggregator implements Aggregator {
     return this.seen.size === this.expectedSet.size;
   }
 
-  add(tasks: string | readonly string[], sums: Sums): AddOutcome {
+  add(tasks: string | readonly string[], sums: Sums, source?: string): AddOutcome {
     const ids = typeof tasks === 'string' ? [tasks] : tasks;
     if (ids.length === 0 || ids.some((t) => !this.expectedSet.has(t))) return 'unknown';
     if (new Set(ids).size !== ids.length || ids.some((t) => this.seen.has(t))) return 'duplicate';
     for (const t of ids) this.seen.add(t);
-    this.push(leaf(ids, sums));
+    this.push(leaf(ids, sums), source);
     return 'added';
   }
 
@@ -135,7 +140,7 @@ export abstract class BaseAggregator implements Aggregator {
   }
 
   protected abstract reset(): void;
-  protected abstract push(p: PartialAggregate): void;
+  protected abstract push(p: PartialAggregate, source?: string): void;
   /** Everything combined into one partial (only called when complete). */
   protected abstract drain(): PartialAggregate;
 }

@@ -16,8 +16,11 @@
  * await, so no two results interleave inside validation or aggregation.
 
  *
- * About 450 lines: this is the engine's whole public API (some forty
- * methods), most of them a few lines that hand over to one of the parts.
+ * About 600 lines: this is the engine's whole public API (some forty
+ * methods), most of them a few lines that hand over to one of the parts,
+ * plus the hold-and-check of sampled results (countResult, holdForCheck,
+ * discardResult: the ledger side of coordinator/trust/verifier.ts), which
+ * could move into a part of its own.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -54,6 +57,12 @@ import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIterati
 import { Store, type JobRow } from './store.ts';
 import { jobMetrics, jobRow, jobSummary, publicStatus } from './views.ts';
 import { WorkerRegistry, type Worker, type WorkerRef } from './workers.ts';
+import { sourceOf } from '../trust/reputation.ts';
+import { Verifier } from '../trust/verifier.ts';
+import type { Answered } from './intake.ts';
+import type { Sums } from '../aggregate/index.ts';
+import { batchFromPartition } from '../../core/task.ts';
+import { sampleRange } from '../../core/rng.ts';
 
 export type { CoordinatorOptions } from './options.ts';
 export type { TrainTestData } from './run.ts';
@@ -70,10 +79,13 @@ export class Coordinator {
   private readonly leases: LeaseBook;
   private readonly checkpoints: Checkpointer;
   private readonly evaluations: Evaluator;
+  /** checks results by recomputation (coordinator/trust/); null without a backend to recompute on */
+  readonly verifier: Verifier | null;
   private run: ActiveRun | null = null;
   /** for the active job, or the last one, so late results of a job that just ended still get `lease-expired` rather than `body-too-large` */
   private resultLimit = resultLimit(null);
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
 
   private constructor(options: CoordinatorOptions) {
     const opts = withDefaults(options);
@@ -82,7 +94,21 @@ export class Coordinator {
     this.store = new Store(join(opts.dataDir, 'state.sqlite'));
     const emit = (e: JobEvent): void => this.events.emit(e);
     const log = (msg: string): void => this.opts.log?.(msg);
-    this.workerRegistry = new WorkerRegistry(this.store, emit, (hash) => this.run?.partitions.some((p) => p.hash === hash) ?? false);
+    const checkBackend = opts.trust?.backend ?? opts.evalBackend;
+    this.verifier = checkBackend ? new Verifier({ policy: opts.trust?.policy, tolerance: opts.trust?.tolerance, random: opts.trust?.random, backend: checkBackend }) : null;
+    const verifier = this.verifier;
+    this.workerRegistry = new WorkerRegistry(
+      this.store,
+      emit,
+      (hash) => this.run?.partitions.some((p) => p.hash === hash) ?? false,
+      verifier && {
+        banned: (id) => {
+          const r = verifier.reputation.record(id);
+          return r?.banned ? (r.banReason ?? 'banned') : null;
+        },
+        view: (id) => this.trustOf(id),
+      },
+    );
     this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.idleReason() }, {
       leaseTimeoutMs: this.opts.leaseTimeoutMs,
       maxLeaseWaitMs: this.opts.maxLeaseWaitMs,
@@ -331,7 +357,11 @@ export class Coordinator {
   }
 
   summary(id: string): JobSummary {
-    return jobSummary(this.store, id, this.run?.id === id ? this.run : null);
+    return jobSummary(this.store, id, this.run?.id === id ? this.run : null, (cfg) => {
+      const f = this.verifier?.figuresOf(id) ?? { checks: 0, failures: 0, checkedExamples: 0, acceptedExamples: 0, checkSeconds: 0 };
+      const verification = this.verifier ? (cfg.verification ?? 'off') : 'off';
+      return { verification, aggregation: cfg.aggregation ?? 'sum', ...f, overhead: f.acceptedExamples ? f.checkedExamples / f.acceptedExamples : 0 };
+    });
   }
 
   jobs(): JobSummary[] {
@@ -388,8 +418,11 @@ export class Coordinator {
 
   // ---------------------------------------------------------------- workers
 
-  register(req: RegisterRequest): RegisterResponse {
-    return this.workerRegistry.register(req, { heartbeatMs: this.opts.heartbeatMs, maxResultBytes: this.maxResultBytes });
+  /** `address`: the client's address, whose prefix is the worker's registration source for its reputation. */
+  register(req: RegisterRequest, address?: string): RegisterResponse {
+    const res = this.workerRegistry.register(req, { heartbeatMs: this.opts.heartbeatMs, maxResultBytes: this.maxResultBytes });
+    this.verifier?.reputation.register(res.workerId, sourceOf(address), Date.now());
+    return res;
   }
 
   /** The worker a token belongs to (`unauthorized`, `worker-left`). Marks it seen, and active again if it was lost. */
@@ -412,6 +445,36 @@ export class Coordinator {
 
   workers(): WorkerView[] {
     return this.workerRegistry.views();
+  }
+
+  private trustOf(workerId: string): WorkerView['trust'] {
+    const rec = this.verifier?.reputation.record(workerId);
+    if (!rec) return null;
+    const { workerId: _id, ...rest } = rec;
+    const kind = this.run?.it ? phaseName(this.run.it.phase) : undefined;
+    return { ...rest, consecutiveBy: { ...rest.consecutiveBy }, checkProbability: this.verifier!.reputation.checkProbability(workerId, kind) };
+  }
+
+  /** The admin bans a worker: its token answers `banned`, its leases go back to the pool. */
+  banWorker(workerId: string, reason = 'banned by the admin'): WorkerView {
+    const w = this.workerRegistry.byIdOr404(workerId);
+    this.requireVerifier().reputation.ban(w.id, Date.now(), reason);
+    this.leases.releaseWorker(w, 'returned');
+    this.log(`worker ${w.id} banned: ${reason}`);
+    return this.workers().find((x) => x.id === w.id)!;
+  }
+
+  /** The admin lifts a ban: the worker starts its probation again (checked on every result). */
+  liftBan(workerId: string): WorkerView {
+    const w = this.workerRegistry.byIdOr404(workerId);
+    this.requireVerifier().reputation.lift(w.id);
+    this.log(`worker ${w.id}: ban lifted`);
+    return this.workers().find((x) => x.id === w.id)!;
+  }
+
+  private requireVerifier(): Verifier {
+    if (!this.verifier) throw new DomainError('conflict', 'this coordinator checks no results (no backend to recompute on), so it keeps no trust records');
+    return this.verifier;
   }
 
   // ---------------------------------------------------------------- leasing
@@ -489,39 +552,121 @@ export class Coordinator {
     if (!v.ok) this.refuseResult(w, l, v);
     const { meta, grads, answers } = v;
 
-    // Valid: record, aggregate.
-    const tAgg = performance.now();
-    const summedBefore = run!.aggregator.bytesSummed;
-    const taskIds = answers.map((x) => x.slot.id);
-    const outcome = run!.aggregator.add(taskIds, { grads, loss: meta.loss, correct: meta.correct, count: meta.count });
-    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
-    this.perf.aggregateBytes += run!.aggregator.bytesSummed - summedBefore;
-    this.perf.validateSeconds += (tAgg - tStart) / 1000;
+    // Valid. Checked (held until the recomputation's verdict), or counted now.
+    this.perf.validateSeconds += (performance.now() - tStart) / 1000;
     this.perf.results++;
+    run!.bytesIn += body.length;
+    const sums = { grads, loss: meta.loss, correct: meta.correct, count: meta.count };
+    if (run!.cfg.verification === 'verified' && this.verifier?.shouldCheck(w.id, run!.it!.phase)) this.holdForCheck(run!, w, answers, sums);
+    else this.countResult(run!, w, answers, sums);
+    const ack: ResultAck = { accepted: true, taskId: answers[0]!.slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
+    if (run!.aggregator.complete()) this.completeIteration();
+    return ack;
+  }
+
+  /** Adds a valid result to the aggregation (by its worker, for the robust rules) and records its tasks done. */
+  private countResult(run: ActiveRun, w: Worker, answers: readonly Answered[], sums: Sums): void {
+    const tAgg = performance.now();
+    const summedBefore = run.aggregator.bytesSummed;
+    const taskIds = answers.map((x) => x.slot.id);
+    const outcome = run.aggregator.add(taskIds, sums, w.id);
+    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
+    this.perf.aggregateBytes += run.aggregator.bytesSummed - summedBefore;
     if (outcome !== 'added') throw new Error(`aggregator refused tasks ${taskIds.join(', ')} (${outcome}) although the ledger had them open`);
     const now = Date.now();
     for (const x of answers) {
       x.lease.state = 'done';
       x.slot.state = 'done';
     }
-    run!.bytesIn += body.length;
+    this.verifier?.counted(run.id, sums.count);
     this.store.tx(() => {
       for (const x of answers) {
         this.store.closeLease(x.lease.id, 'done', now);
         this.store.updateTask(x.slot.id, { state: 'done', done_at: now });
       }
-      this.workerRegistry.noteDone(w, answers.length, meta.count, now);
+      this.workerRegistry.noteDone(w, answers.length, sums.count, now);
     });
-    const ack: ResultAck = { accepted: true, taskId: answers[0]!.slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
-    if (run!.aggregator.complete()) this.completeIteration();
-    return ack;
+  }
+
+  /**
+   * Holds a valid result out of the aggregation (its tasks 'checking', its
+   * leases answered; its tensors copied out of the receive slot) while the
+   * coordinator recomputes its tasks; then counts it (agreed) or discards
+   * it and re-issues its tasks to other workers (failed: the worker's
+   * record is reset and marked, its source struck, maybe a ban).
+   */
+  private holdForCheck(run: ActiveRun, w: Worker, answers: readonly Answered[], sums: Sums): void {
+    const held: Sums = { ...sums, grads: new Map([...sums.grads].map(([n, g]) => [n, g.slice()])) };
+    const iteration = run.iteration;
+    const it = run.it!;
+    const now = Date.now();
+    for (const x of answers) {
+      x.lease.state = 'done';
+      x.slot.state = 'checking';
+    }
+    this.store.tx(() => {
+      for (const x of answers) {
+        this.store.closeLease(x.lease.id, 'done', now);
+        this.store.updateTask(x.slot.id, { state: 'checking' });
+      }
+    });
+    const batches = answers.map((x) => {
+      const part = run.data[x.slot.partition]!;
+      return batchFromPartition(part, sampleRange(run.cfg.seed, iteration, part.lo, part.hi, it.fraction));
+    });
+    const verifier = this.verifier!;
+    const t0 = performance.now();
+    const stillHeld = (): boolean => !this.closed && this.run === run && run.iteration === iteration && answers.every((x) => x.slot.state === 'checking' && x.slot.leaseId === x.lease.id);
+    verifier
+      .recompute(run.cfg, run.params, it.phase, iteration, batches)
+      .then((recomputed) => {
+        if (!stillHeld()) return;
+        const verdict = verifier.judge(run.id, w.id, it.phase, held, recomputed, (performance.now() - t0) / 1000, Date.now());
+        if (verdict.comparison.agree) {
+          this.countResult(run, w, answers, held);
+          if (run.aggregator.complete()) this.completeIteration();
+          return;
+        }
+        this.discardResult(run, w, answers, verdict.comparison.detail);
+        if (verdict.banned) {
+          this.log(`worker ${w.id} banned: ${verdict.record.banReason}`);
+          this.leases.releaseWorker(w, 'returned');
+        }
+      })
+      .catch((e: unknown) => {
+        // the check could not run: count nothing unverified; the tasks go to someone else
+        this.log(`check of ${answers.map((x) => x.slot.id).join(', ')} could not run: ${(e as Error).message}; re-issuing`);
+        if (stillHeld()) this.discardResult(run, null, answers, 'the check could not run');
+      });
+  }
+
+  /** Throws a checked result away: its leases 'discarded' in the ledger, its tasks back to the pool, never again for that worker. */
+  private discardResult(run: ActiveRun, w: Worker | null, answers: readonly Answered[], why: string): void {
+    const now = Date.now();
+    for (const x of answers) {
+      if (w) (x.slot.excluded ??= new Set()).add(w.id);
+      x.lease.state = 'discarded';
+      x.slot.state = 'pending';
+      x.slot.leaseId = null;
+      x.slot.workerId = null;
+    }
+    this.store.tx(() => {
+      for (const x of answers) {
+        this.store.closeLease(x.lease.id, 'discarded', now);
+        this.store.updateTask(x.slot.id, { state: 'pending', lease_id: null, worker_id: null });
+      }
+    });
+    this.log(`result of ${w ? `worker ${w.id}` : 'a worker'} for ${answers.map((x) => x.slot.id).join(', ')} discarded (${why}); re-issuing`);
+    this.leases.pump();
   }
 
   /** Stops timers, answers long-polls, closes the database. */
   async close(): Promise<void> {
+    this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.leases.close();
     await this.evaluations.close();
+    await this.verifier?.dispose();
     this.store.close();
   }
 }

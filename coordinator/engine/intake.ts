@@ -18,7 +18,8 @@ export interface LeaseInfo {
   readonly iteration: number;
   readonly workerId: string;
   readonly deadline: number;
-  state: 'active' | 'done' | 'expired' | 'returned';
+  /** discarded: answered, but its result failed its check (coordinator/trust/) */
+  state: 'active' | 'done' | 'expired' | 'returned' | 'discarded';
 }
 
 /** What intake needs to know of the active iteration. */

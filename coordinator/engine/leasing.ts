@@ -116,7 +116,7 @@ export class LeaseBook {
     let best: TaskSlot | null = null;
     let bestScore = Infinity;
     for (const s of run.slots) {
-      if (s.state !== 'pending') continue;
+      if (s.state !== 'pending' || s.excluded?.has(w.id)) continue;
       const hash = run.partitions[s.partition]!.hash;
       if (w.cached.has(hash)) {
         best = s;

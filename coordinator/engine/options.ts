@@ -3,6 +3,8 @@ import type { ComputeBackend } from '../../core/backend.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import { MAX_TASKS_PER_REQUEST } from '../../core/protocol/index.ts';
 import type { AggregatorKind } from '../aggregate/index.ts';
+import type { Tolerance } from '../trust/compare.ts';
+import type { TrustPolicy } from '../trust/reputation.ts';
 import type { TrainTestData } from './run.ts';
 
 export interface CoordinatorOptions {
@@ -36,10 +38,17 @@ export interface CoordinatorOptions {
   readonly maxLeasesPerWorker?: number;
   /** a worker that left or was lost this long ago is deleted, row and all (default 24 h) */
   readonly workerRetentionMs?: number;
+  /**
+   * Verification by recomputation (coordinator/trust/): the trust policy,
+   * the comparison's tolerance, the backend that recomputes (default: a
+   * second evalBackend), the draws of the sampling. Without a backend no
+   * result is checked.
+   */
+  readonly trust?: { readonly policy?: TrustPolicy; readonly tolerance?: Tolerance; readonly backend?: () => Promise<ComputeBackend>; readonly random?: () => number };
   readonly log?: (msg: string) => void;
 }
 
-export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'evalBackend' | 'log'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log'>;
+export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'evalBackend' | 'log' | 'trust'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log' | 'trust'>;
 
 export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
   const heartbeatMs = o.heartbeatMs ?? 5_000;
@@ -60,6 +69,7 @@ export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
     summer: o.summer ?? 'auto',
     maxLeasesPerWorker: o.maxLeasesPerWorker ?? MAX_TASKS_PER_REQUEST,
     workerRetentionMs: o.workerRetentionMs ?? 24 * 3_600_000,
+    trust: o.trust,
     log: o.log,
   };
 }

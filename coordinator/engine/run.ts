@@ -14,7 +14,7 @@ import type { JobConfig } from '../../core/model/config.ts';
 import { MomentumSgd } from '../../core/model/optimizer.ts';
 import { cloneParams, initParams, phaseTensors, tensorShapes, type Params } from '../../core/model/params.ts';
 import { phaseName, TrainingPlan, type IterationPlan } from '../../core/model/plan.ts';
-import { encodePartition, encodeWeights, PARTITION_TYPE, SAFETENSORS_TYPE, type IterationMetricsRow, type JobEvent } from '../../core/protocol/index.ts';
+import { encodePartition, encodeWeights, PARTITION_TYPE, SAFETENSORS_TYPE, type IterationMetricsRow, type JobEvent, type Partition } from '../../core/protocol/index.ts';
 import { sampleRange } from '../../core/rng.ts';
 import { partitionDataset } from '../../datasets/partition.ts';
 import { createAggregator, type Aggregator, type AggregatorKind, type SummerKind } from '../aggregate/index.ts';
@@ -36,12 +36,15 @@ export interface TrainTestData {
 export interface TaskSlot {
   readonly id: string;
   readonly partition: number;
-  state: 'pending' | 'leased' | 'done';
+  /** checking: answered, held out of the aggregation until its recomputation's verdict (coordinator/trust/) */
+  state: 'pending' | 'leased' | 'checking' | 'done';
   leaseId: string | null;
   workerId: string | null;
   attempts: number;
   /** examples the sample holds */
   readonly expected: number;
+  /** workers whose result for this task failed its check: never leased it again */
+  excluded?: Set<string>;
 }
 
 export interface PartitionBlob {
@@ -61,6 +64,8 @@ export interface ActiveRun {
   readonly optimizer: MomentumSgd;
   readonly shapes: Map<string, number[]>;
   readonly partitions: PartitionBlob[];
+  /** the partitions' examples, for recomputing a task */
+  readonly data: readonly Partition[];
   readonly test: Dataset;
   iteration: number;
   it: IterationPlan | null;
@@ -131,12 +136,13 @@ export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts:
     params = initParams(cfg);
   }
   const partitions: PartitionBlob[] = [];
-  for (const part of partitionDataset(data.train, cfg.partitions)) {
+  const parts = partitionDataset(data.train, cfg.partitions);
+  for (const part of parts) {
     const bytes = encodePartition(part);
     const hash = blobs.put(bytes, PARTITION_TYPE);
     partitions.push({ index: part.index, lo: part.lo, hi: part.hi, hash, bytes: bytes.length });
   }
-  const aggregator = createAggregator(opts.aggregator, { fanIn: opts.fanIn, summer: opts.summer });
+  const aggregator = createAggregator(opts.aggregator, { fanIn: opts.fanIn, summer: opts.summer, rule: cfg.aggregation ?? 'sum' });
   let floats = 0;
   for (const sh of tensorShapes(cfg).values()) floats += Math.ceil(sh.reduce((a, b) => a * b, 1) / 4) * 4;
   aggregator.reserve(floats, cfg.partitions, opts.maxConcurrentUploads, resultLimit(cfg));
@@ -148,6 +154,7 @@ export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts:
     optimizer,
     shapes: tensorShapes(cfg),
     partitions,
+    data: parts,
     test: data.test,
     iteration,
     it: null,
@@ -191,6 +198,7 @@ export function publishIteration(run: ActiveRun, blobs: BlobStore, store: Store,
     workerId: null,
     attempts: 0,
     expected: sampleRange(run.cfg.seed, t, p.lo, p.hi, it.fraction).length,
+    excluded: new Set<string>(),
   }));
   store.tx(() => {
     for (const s of run.slots) {

@@ -27,8 +27,10 @@ export interface JobRow {
   error: string | null;
 }
 
-export type TaskState = 'pending' | 'leased' | 'done';
-export type LeaseState = 'active' | 'done' | 'expired' | 'returned';
+/** checking: answered, held until its recomputation's verdict */
+export type TaskState = 'pending' | 'leased' | 'checking' | 'done';
+/** discarded: answered, but the result failed its check and was thrown away */
+export type LeaseState = 'active' | 'done' | 'expired' | 'returned' | 'discarded';
 
 export interface TaskRow {
   id: string;
@@ -209,7 +211,7 @@ export class Store {
   }
   taskCounts(jobId: string): Record<TaskState, number> {
     const rows = this.q('SELECT state, COUNT(*) AS n FROM tasks WHERE job_id = ? GROUP BY state').all(jobId) as { state: TaskState; n: number }[];
-    const out: Record<TaskState, number> = { pending: 0, leased: 0, done: 0 };
+    const out: Record<TaskState, number> = { pending: 0, leased: 0, checking: 0, done: 0 };
     for (const r of rows) out[r.state] = r.n;
     return out;
   }

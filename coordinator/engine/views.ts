@@ -5,7 +5,7 @@
  */
 import type { JobConfig } from '../../core/model/config.ts';
 import { phaseName, TrainingPlan } from '../../core/model/plan.ts';
-import type { JobMetrics, JobSummary, PublicStatus } from '../../core/protocol/index.ts';
+import type { JobChecking, JobMetrics, JobSummary, PublicStatus } from '../../core/protocol/index.ts';
 import { DomainError } from './errors.ts';
 import type { ActiveRun } from './run.ts';
 import type { JobRow, Store } from './store.ts';
@@ -17,8 +17,8 @@ export function jobRow(store: Store, id: string): JobRow {
   return j;
 }
 
-/** run: the active run if it is this job's. */
-export function jobSummary(store: Store, id: string, run: ActiveRun | null): JobSummary {
+/** run: the active run if it is this job's; trust: its checking figures (coordinator/trust/). */
+export function jobSummary(store: Store, id: string, run: ActiveRun | null, trust: (cfg: JobConfig) => JobChecking): JobSummary {
   const j = jobRow(store, id);
   const cfg = JSON.parse(j.config) as JobConfig;
   const plan = run?.plan ?? (j.train_count >= cfg.partitions ? new TrainingPlan(cfg, j.train_count) : null);
@@ -40,11 +40,13 @@ export function jobSummary(store: Store, id: string, run: ActiveRun | null): Job
     createdAt: j.created_at,
     startedAt: j.started_at,
     finishedAt: j.finished_at,
-    tasks: counts,
+    // a task held for its check is out, like a leased one
+    tasks: { done: counts.done, leased: counts.leased + counts.checking, pending: counts.pending },
     lateResults: j.late_results,
     rejectedResults: j.rejected_results,
     lastEvaluation: last ? { iteration: last.iteration, phase: last.phase, testError: last.test_error, testLoss: last.test_loss } : null,
     error: j.error,
+    trust: trust(cfg),
   };
 }
 

@@ -5,7 +5,7 @@
  * outside the engine a worker is a WorkerRef (its id) and nothing more.
  */
 import { randomBytes } from 'node:crypto';
-import type { HeartbeatRequest, JobEvent, RegisterRequest, RegisterResponse, WorkerView } from '../../core/protocol/index.ts';
+import type { HeartbeatRequest, JobEvent, RegisterRequest, RegisterResponse, WorkerTrust, WorkerView } from '../../core/protocol/index.ts';
 import { sha256Hex } from '../auth.ts';
 import { DomainError } from './errors.ts';
 import type { Store, WorkerRow } from './store.ts';
@@ -27,12 +27,26 @@ export interface Worker extends WorkerRef {
 /** Cached hashes kept per worker: more than any job's partitions (the worker resends its list with every lease request and heartbeat). */
 export const MAX_CACHED = 256;
 
+/** What the registry asks of the trust records (coordinator/trust/): whether a worker is banned (why), and its record for the views. */
+export interface TrustHooks {
+  readonly banned: (workerId: string) => string | null;
+  readonly view: (workerId: string) => WorkerTrust | null;
+}
+
 export class WorkerRegistry {
   private readonly byToken = new Map<string, Worker>();
   private readonly byId = new Map<string, Worker>();
 
-  /** `served`: whether a hash is a partition blob of the active job (the only cached hashes leasing looks at) */
-  constructor(private readonly store: Store, private readonly emit: (e: JobEvent) => void, private readonly served: (hash: string) => boolean = () => true) {
+  /**
+   * `served`: whether a hash is a partition blob of the active job (the only cached hashes leasing looks at);
+   * `trust`: the trust records' hooks, when results are checked
+   */
+  constructor(
+    private readonly store: Store,
+    private readonly emit: (e: JobEvent) => void,
+    private readonly served: (hash: string) => boolean = () => true,
+    private readonly trust: TrustHooks | null = null,
+  ) {
     for (const row of store.workers()) this.add(row, [], true);
   }
 
@@ -94,12 +108,22 @@ export class WorkerRegistry {
     if (!w) throw new DomainError('unauthorized', 'missing or unknown worker token: register with POST /api/v1/workers');
     // A worker that left (e.g. its tab closed) stays gone: a late request of its own must not bring it back.
     if (w.row.state === 'left') throw new DomainError('worker-left', 'this worker left the grid; register again (POST /api/v1/workers) to rejoin');
+    // Before anything is marked: a banned worker's request changes nothing.
+    const banned = this.trust?.banned(w.id);
+    if (banned) throw new DomainError('banned', `this worker is banned (${banned}); an admin can lift the ban`);
     w.row.last_seen = Date.now();
     if (w.row.state === 'lost') {
       w.row.state = 'active';
       this.store.updateWorker(w.id, { state: 'active' });
       this.emit({ type: 'worker', workerId: w.id, change: 'joined' });
     }
+    return w;
+  }
+
+  /** A worker by id; `not-found` for none. */
+  byIdOr404(id: string): Worker {
+    const w = this.byId.get(id);
+    if (!w) throw new DomainError('not-found', `no worker ${id}`);
     return w;
   }
 
@@ -204,6 +228,7 @@ export class WorkerRegistry {
       late: r.late,
       joinedAt: r.joined_at,
       lastSeen: r.last_seen,
+      trust: this.trust?.view(r.id) ?? null,
     }));
   }
 }

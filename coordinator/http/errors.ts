@@ -18,6 +18,7 @@ export const STATUS: Readonly<Record<ErrorCode, HttpStatus>> = {
   'worker-left': 401,
   forbidden: 403,
   'foreign-lease': 403,
+  banned: 403,
   'not-found': 404,
   'unknown-lease': 404,
   'upload-timeout': 408,

@@ -54,6 +54,7 @@ const ui = {
   sOut: $('s-out'),
   sTasks: $('s-tasks'),
   sRejected: $('s-rejected'),
+  sChecking: $('s-checking'),
   sTest: $('s-test'),
   xIter: $<HTMLButtonElement>('x-iter'),
   xTime: $<HTMLButtonElement>('x-time'),
@@ -394,6 +395,13 @@ function renderStats(): void {
   ui.sOut.textContent = formatBytes(view.rows.reduce((a, r) => a + r.bytesOut, 0));
   ui.sTasks.innerHTML = j ? `${formatCount(j.tasks.done)} <small>${j.tasks.leased} out · ${j.tasks.pending} waiting</small>` : '—';
   ui.sRejected.textContent = j ? `${j.rejectedResults} · ${j.lateResults}` : '—';
+  // examples the coordinator recomputed to check results, against those counted
+  const t = j?.trust;
+  ui.sChecking.innerHTML = t
+    ? t.verification === 'off'
+      ? `off <small>${t.aggregation}</small>`
+      : `${(t.overhead * 100).toFixed(1)}% <small>${t.checks} checks · ${t.failures} failed · ${t.aggregation}</small>`
+    : '—';
   ui.sTest.innerHTML = testErrorCard(j?.lastEvaluation ?? null, view.evals);
 }
 
@@ -642,6 +650,8 @@ function renderWorkers(): void {
         [String(w.rejected), 'num'],
         [String(w.late), 'num'],
         [formatAgo(w.lastSeen, now)],
+        [trustLabel(w), 'trust'],
+        [w.trust ? `${w.trust.checked} · ${w.trust.agreed} · ${w.trust.failed}` : '—', 'num'],
       ];
       for (const [text, cls] of cells) {
         const td = tr.insertCell();
@@ -653,11 +663,42 @@ function renderWorkers(): void {
       badge.className = `badge ${w.state === 'active' ? 'good' : w.state === 'lost' ? 'warn' : ''}`;
       badge.textContent = w.state;
       tr.cells[1]!.replaceChildren(badge);
+      if (w.trust) {
+        const tb = document.createElement('span');
+        tb.className = `badge ${w.trust.banned ? 'bad' : w.trust.checkProbability < 1 ? 'good' : 'warn'}`;
+        tb.textContent = trustLabel(w);
+        tb.title = w.trust.banned ? (w.trust.banReason ?? 'banned') : `source ${w.trust.source}; next result checked with probability ${w.trust.checkProbability.toFixed(2)}`;
+        tr.cells[12]!.replaceChildren(tb);
+        const act = document.createElement('button');
+        act.type = 'button';
+        act.className = 'small';
+        act.textContent = w.trust.banned ? 'lift ban' : 'ban';
+        act.addEventListener('click', () => void banOrLift(w));
+        tr.insertCell().append(act);
+      } else tr.insertCell();
       return tr;
     }),
   );
   const active = view.workers.filter((w) => w.state === 'active').length;
   ui.workersCaption.textContent = `· ${active} active of ${view.workers.length}`;
+}
+
+/** probation (checked on every result), trusted (sampled), marked (failed a check), banned */
+function trustLabel(w: WorkerRow): string {
+  const t = w.trust;
+  if (!t) return '—';
+  if (t.banned) return 'banned';
+  if (t.checkProbability < 1) return t.marked ? 'trusted, marked' : 'trusted';
+  return t.marked ? 'probation, marked' : 'probation';
+}
+
+async function banOrLift(w: WorkerRow): Promise<void> {
+  try {
+    await api<WorkerRow>(w.trust?.banned ? PATHS.admin.unban(w.id) : PATHS.admin.ban(w.id), { method: 'POST' });
+    await refreshWorkers();
+  } catch (e) {
+    handleAuth(e);
+  }
 }
 
 // ---------------------------------------------------------------- new job

@@ -68,6 +68,9 @@ const LayersSchema = v.pipe(
   v.readonly(),
 );
 
+export const VERIFICATION_MODES = ['verified', 'off'] as const;
+export const AGGREGATIONS = ['sum', 'median', 'trimmed-mean', 'centered-clip'] as const;
+
 export const JobConfigSchema = v.pipe(
   strictRecord({
     name: v.pipe(
@@ -87,6 +90,14 @@ export const JobConfigSchema = v.pipe(
     finetune: PhaseConfigSchema,
     /** Checkpoint every this many iterations (and at every phase end). */
     checkpointEvery: intIn(1, 1_000_000),
+    /**
+     * How results are checked by recomputation (coordinator/trust/):
+     * 'verified' (a sampled result counts only once the coordinator's
+     * recomputation agrees) or 'off'.
+     */
+    verification: v.picklist(VERIFICATION_MODES, `expected one of ${VERIFICATION_MODES.map((m) => `"${m}"`).join(', ')}`),
+    /** How an iteration's results are combined: 'sum' (exact) or a robust rule (coordinator/aggregate/robust.ts). */
+    aggregation: v.picklist(AGGREGATIONS, `expected one of ${AGGREGATIONS.map((m) => `"${m}"`).join(', ')}`),
   }),
   v.forward(
     v.check((c) => c.pretrain.epochs > 0 || c.finetune.epochs > 0, 'pre-training and fine-tuning both have 0 epochs: nothing to train'),
@@ -132,6 +143,8 @@ export const DEFAULT_JOB: JobConfig = {
     weightCost: 0.00001,
   },
   checkpointEvery: 200,
+  verification: 'verified',
+  aggregation: 'sum',
 };
 
 /** `input` laid over `base`: objects merge key by key, anything else (arrays included) replaces. */

@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'bad-request'
   | 'unauthorized'
   | 'worker-left'
+  | 'banned'
   | 'forbidden'
   | 'not-found'
   | 'conflict'
@@ -200,6 +201,42 @@ export interface JobSummary {
   readonly rejectedResults: number;
   readonly lastEvaluation: { iteration: number; phase: string; testError: number; testLoss: number } | null;
   readonly error: string | null;
+  /** checking by recomputation (coordinator/trust/): the job's policy and what it cost */
+  readonly trust: JobChecking;
+}
+
+/** A job's checking: its policy, the results checked and failed, examples recomputed against examples counted. */
+export interface JobChecking {
+  readonly verification: JobConfig['verification'];
+  readonly aggregation: JobConfig['aggregation'];
+  readonly checks: number;
+  readonly failures: number;
+  readonly checkedExamples: number;
+  readonly acceptedExamples: number;
+  readonly checkSeconds: number;
+  /** checkedExamples / acceptedExamples: the extra compute of checking */
+  readonly overhead: number;
+}
+
+/** A worker's record with the checks (coordinator/trust/reputation.ts). */
+export interface WorkerTrust {
+  /** the registration source: the client address's IPv4 /24 or IPv6 /48 */
+  readonly source: string;
+  readonly checked: number;
+  readonly agreed: number;
+  readonly failed: number;
+  /** agreements since its last failure, in all and per kind of task (phase) */
+  readonly consecutive: number;
+  readonly consecutiveBy: Readonly<Record<string, number>>;
+  /** strikes its source had when it registered */
+  readonly inherited: number;
+  /** it, or its source, failed a check */
+  readonly marked: boolean;
+  readonly banned: boolean;
+  readonly bannedAt: number | null;
+  readonly banReason: string | null;
+  /** the chance its next result (of the current phase) is checked; 1 on probation */
+  readonly checkProbability: number;
 }
 
 /** A worker as the admin API lists it (PATHS.admin.workers). */
@@ -219,6 +256,8 @@ export interface WorkerView {
   readonly late: number;
   readonly joinedAt: number;
   readonly lastSeen: number;
+  /** null on a coordinator that checks nothing */
+  readonly trust: WorkerTrust | null;
 }
 
 /** One test-set evaluation of a job (after a phase, and at the end). */

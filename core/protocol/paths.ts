@@ -46,6 +46,10 @@ export const PATHS = {
     /** GET text/event-stream of JobEvent */
     events: `${API_PREFIX}/admin/events`,
     workers: `${API_PREFIX}/admin/workers`,
+    /** POST: ban a worker (its token answers 403 banned) */
+    ban: (id: string): string => `${API_PREFIX}/admin/workers/${id}/ban`,
+    /** POST: lift a worker's ban (it is checked on every result again) */
+    unban: (id: string): string => `${API_PREFIX}/admin/workers/${id}/unban`,
   },
 } as const;
 

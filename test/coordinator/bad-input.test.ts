@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
 import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
 import { encodeSafetensors } from '../../core/safetensors.ts';
-import { makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
+import { makeRig, SMALL_JOB, startJob, UNCHECKED_JOB, type Rig } from './harness.ts';
 
 let rig: Rig;
 let jobId: string;
@@ -52,7 +52,7 @@ async function snapshot(): Promise<string> {
 
 beforeAll(async () => {
   rig = await makeRig({ normBoundPerExample: 100 });
-  jobId = await startJob(rig, SMALL_JOB);
+  jobId = await startJob(rig, UNCHECKED_JOB);
   a = await register('a');
   b = await register('b');
   const res = await rig.app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: a.token }, body: JSON.stringify({ waitMs: 0 }) });
@@ -217,7 +217,7 @@ describe('bad uploads are refused with no state change', () => {
   it('a result for a held lease is taken even when the worker is over its rate limit', async () => {
     const tight = await makeRig({ normBoundPerExample: 100 });
     try {
-      await startJob(tight, SMALL_JOB);
+      await startJob(tight, UNCHECKED_JOB);
       const { createApp } = await import('../../coordinator/http/app.ts');
       const { sha256Hex } = await import('../../coordinator/auth.ts');
       const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 0.01, burst: 1 } });
@@ -246,7 +246,7 @@ describe('leasing', () => {
   it('prefers a worker that has the partition cached, and leaves cached partitions to their holders', async () => {
     const r = await makeRig();
     try {
-      await startJob(r, SMALL_JOB);
+      await startJob(r, UNCHECKED_JOB);
       const reg = async (name: string, cached: string[] = []): Promise<RegisterResponse> =>
         (await (await r.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: 'test', cached }) })).json()) as RegisterResponse;
       const lease = async (w: RegisterResponse, cached?: string[]): Promise<TaskLease> => {
@@ -286,7 +286,7 @@ describe('intake', () => {
   it('a body that stalls is refused with 408 and frees its intake slot', async () => {
     const r = await makeRig({ uploadTimeoutMs: 200, maxConcurrentUploads: 1 });
     try {
-      await startJob(r, SMALL_JOB);
+      await startJob(r, UNCHECKED_JOB);
       const w = (await (await r.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name: 'slow', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
       const got = (await (await r.app.request(PATHS.lease, { method: 'POST', headers: { [WORKER_HEADER]: w.token }, body: '{"waitMs":0}' })).json()) as { lease: TaskLease };
       const l = got.lease;
@@ -340,7 +340,7 @@ describe('bundles: one result for several leases of an iteration', () => {
 
   beforeAll(async () => {
     brig = await makeRig({ normBoundPerExample: 100 });
-    bJob = await startJob(brig, SMALL_JOB);
+    bJob = await startJob(brig, UNCHECKED_JOB);
     const reg = async (name: string): Promise<RegisterResponse> =>
       (await (await brig.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: 'test' }) })).json()) as RegisterResponse;
     x = await reg('x');
@@ -404,7 +404,7 @@ describe('bundles: one result for several leases of an iteration', () => {
   it('workers waiting when an iteration starts share its tasks', async () => {
     const r2 = await makeRig({ normBoundPerExample: 100 });
     try {
-      const job = await startJob(r2, SMALL_JOB);
+      const job = await startJob(r2, UNCHECKED_JOB);
       const reg = async (name: string): Promise<RegisterResponse> =>
         (await (await r2.app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name, runtime: 'node', backend: 'cpu', adapter: 'test' }) })).json()) as RegisterResponse;
       const ask = async (w: RegisterResponse, waitMs: number): Promise<TaskLease[]> => {

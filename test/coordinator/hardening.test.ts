@@ -31,7 +31,9 @@ import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
 import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
 import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
 import type { Dataset } from '../../core/dataset.ts';
-import { makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
+// These tests upload fabricated (zero) gradients to probe intake and leasing; with
+// verification by recomputation (coordinator/trust/) on, those would be discarded.
+import { makeRig, UNCHECKED_JOB as SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
 
 type App = Rig['app'];
 

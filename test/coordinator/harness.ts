@@ -49,6 +49,13 @@ export const SMALL_JOB: JobConfig = parseJobConfig({
   checkpointEvery: 4,
 });
 
+/**
+ * SMALL_JOB with verification by recomputation off: for tests that upload
+ * fabricated results (zeros) to exercise intake and leasing, which a check
+ * would discard.
+ */
+export const UNCHECKED_JOB: JobConfig = { ...SMALL_JOB, verification: 'off' };
+
 export interface Rig {
   readonly coord: Coordinator;
   readonly app: ReturnType<typeof createApp>;

@@ -26,6 +26,8 @@ import {
   type WebGpuBackend,
 } from '../../core/webgpu/index.ts';
 import { backpropRef, cd1Ref, expectClose, type Form, freshSeed, matmul64, Rand, randomLayer, sigmoid64, softmax64 } from './reference.ts';
+import { DEFAULT_TOLERANCE } from '../../coordinator/trust/compare.ts';
+import { wholeTaskAgreement } from './whole-task.ts';
 
 export interface CaseContext {
   /** a backend made with { poison: true } */
@@ -484,6 +486,19 @@ const cpuCases: Case[] = [
       if (gb.correct !== cb.correct) throw new Error(`correct: webgpu ${gb.correct}, cpu ${cb.correct} (seed ${seed})`);
       const [pg, pc] = [await backend.predict(layers, xb, 19), await ref.predict(layers, xb, 19)];
       expectClose(`predict vs cpu (seed ${seed})`, pg, pc, () => 2e-6);
+      ref.dispose();
+    },
+  },
+  {
+    name: 'whole tasks at the DBN shapes (784-500-500-2000-10, B=17, every phase) agree with the cpu backend within the verification tolerance',
+    run: async ({ backend }) => {
+      const ref = await cpu.createCpuBackend();
+      const seed = freshSeed() % 100_000;
+      const rows = await wholeTaskAgreement(ref, backend, { batch: 17, weightScale: 0.1, iteration: 1 + (seed % 50), seed });
+      for (const r of rows) {
+        console.log(`agreement ${backend.adapter}: ${r.phase}, B=${r.batch}: worst relative L2 ${r.comparison.worstRelL2.toExponential(2)} (${r.comparison.worstTensor}), loss ${r.comparison.lossRel.toExponential(2)}`);
+        if (!r.comparison.agree) throw new Error(`${r.phase} (seed ${seed}): webgpu and cpu disagree beyond the tolerance ${JSON.stringify(DEFAULT_TOLERANCE)}: ${r.comparison.detail}`);
+      }
       ref.dispose();
     },
   },

@@ -30,6 +30,7 @@ async function defineSuite(): Promise<void> {
     let server: ViteDevServer;
     let browser: Browser;
     let adapter = '';
+    const logs: string[] = [];
     const results = new Map<string, CaseResult>();
 
     beforeAll(async () => {
@@ -52,7 +53,6 @@ async function defineSuite(): Promise<void> {
         args: ['--enable-unsafe-webgpu', '--no-sandbox', '--headless=new', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
       });
       const page = await browser.newPage();
-      const logs: string[] = [];
       page.on('console', (m) => logs.push(m.text()));
       page.on('pageerror', (e) => logs.push(String(e)));
       await page.goto(`http://127.0.0.1:${port}/test/webgpu/browser.html`);
@@ -71,6 +71,8 @@ async function defineSuite(): Promise<void> {
 
     it('runs on a WebGPU adapter', () => {
       console.log(`chromium webgpu adapter: ${adapter}`);
+      // the whole-task agreement figures (cases.ts) as the page printed them
+      for (const l of logs) if (l.startsWith('agreement ')) console.log(l);
       expect(adapter).not.toBe('');
     });
 

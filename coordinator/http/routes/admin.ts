@@ -34,6 +34,9 @@ export function adminRoutes(app: Hono<Env>, coord: Coordinator, smallBody: Middl
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
   });
   app.get(PATHS.admin.workers, (c) => c.json({ workers: coord.workers() }));
+  // a ban and its lifting (the trust records: coordinator/trust/)
+  app.post(`${PATHS.admin.workers}/:id/ban`, (c) => c.json(coord.banWorker(c.req.param('id'))));
+  app.post(`${PATHS.admin.workers}/:id/unban`, (c) => c.json(coord.liftBan(c.req.param('id'))));
   app.get(PATHS.admin.events, (c) =>
     streamSSE(c, async (stream) => {
       let id = 0;

@@ -58,7 +58,10 @@ export function workerRoutes(app: Hono<Env>, coord: Coordinator, opts: WorkerRou
     await next();
   };
 
-  app.post(PATHS.register, smallBody, perAddress, registrationLimit, async (c) => c.json(coord.register(await readJson(c, RegisterBody)), 201));
+  // the address's prefix is the worker's registration source (its reputation: coordinator/trust/)
+  app.post(PATHS.register, smallBody, perAddress, registrationLimit, async (c) =>
+    c.json(coord.register(await readJson(c, RegisterBody), c.env?.incoming?.socket?.remoteAddress), 201),
+  );
 
   app.post(PATHS.heartbeat, smallBody, counted, async (c) => c.json(coord.heartbeat(c.get('worker'), await readJson(c, HeartbeatBody))));
 
