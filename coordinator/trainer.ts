@@ -4,15 +4,28 @@
  * partition exactly as a worker would (computeTask on the examples that
  * sampleRange picks), sums the results in partition order, and applies the
  * momentum-SGD update. Same seed, same backend: same weights, bit for bit.
+ *
+ * A job with a `training` config (client/core/model/training.ts) runs as the
+ * coordinator runs it: tasks compute on the published weights of the
+ * delta-broadcast chain (weights-delta.ts), results travel in the up encoding
+ * (encoded and decoded here too, with the same rounding seeds), and in
+ * local-SGD mode each step is a round: every partition's H local steps from
+ * the round's weights, the deltas summed in partition order, the outer
+ * optimizer's update. Without one, the synchronous path below is unchanged.
  */
 import type { ComputeBackend } from '../client/core/backend.ts';
 import type { JobConfig } from '../client/core/model/config.ts';
 import { MomentumSgd } from '../client/core/model/optimizer.ts';
-import { initParams, mlpLayers, type Params } from '../client/core/model/params.ts';
+import { initParams, mlpLayers, phaseTensors, tensorShapes, type Params } from '../client/core/model/params.ts';
 import { TrainingPlan, type IterationPlan } from '../client/core/model/plan.ts';
 import { sampleRange } from '../client/core/rng.ts';
 import { computeTask, toUnit, type ExampleBatch, type TaskResult } from '../client/core/task.ts';
 import type { Checkpoint } from './checkpoint.ts';
+import { roundTrip, taskSeed } from '../client/core/encoded-tensors.ts';
+import { computeLocalTask } from '../client/core/local-sgd.ts';
+import { OuterOptimizer } from '../client/core/model/outer.ts';
+import { LocalSgdPlan, trainingOf, type RoundPlan, type TrainingConfig } from '../client/core/model/training.ts';
+import { WeightsChain } from '../client/core/weights-delta.ts';
 
 /** Images and labels, N x dim uint8 pixels. */
 export interface LabeledImages {
@@ -30,6 +43,8 @@ export interface IterationMetrics {
   readonly accuracy: number;
   readonly count: number;
   readonly seconds: number;
+  /** local SGD: the round this step ran (plan is then its last local step's, phaseEnd the round's) */
+  readonly round?: RoundPlan;
 }
 
 export interface Evaluation {
@@ -105,54 +120,95 @@ export interface TrainerOptions {
 
 export class Trainer {
   readonly plan: TrainingPlan;
+  /** the master weights (what the optimizers update) */
   readonly params: Params;
   readonly optimizer = new MomentumSgd();
-  /** the next iteration to run */
+  /** the next iteration to run (a round, in local-SGD mode) */
   iteration = 0;
+  /** the job's training config, or null: synchronous fp32, the original path */
+  readonly training: TrainingConfig | null;
+  /** local SGD's rounds, or null in sync mode */
+  readonly local: LocalSgdPlan | null;
+  readonly outer: OuterOptimizer | null;
+  /** the delta broadcast's published weights (with a training config) */
+  private chain: WeightsChain | null = null;
+  private readonly resumePublished: Params | undefined;
   private readonly backend: ComputeBackend;
   private readonly cfg: JobConfig;
   private readonly train: LabeledImages;
+  private readonly shapes: Map<string, number[]>;
 
   constructor(opts: TrainerOptions) {
     this.backend = opts.backend;
     this.cfg = opts.config;
     this.train = opts.train;
     this.plan = new TrainingPlan(opts.config, opts.train.count);
+    this.shapes = tensorShapes(opts.config);
+    this.training = opts.config.training ?? null;
+    const tr = trainingOf(opts.config);
+    this.local = tr.mode === 'local-sgd' ? new LocalSgdPlan(this.plan, tr.localSteps) : null;
+    this.outer = this.local ? new OuterOptimizer(tr.outer) : null;
     if (opts.resume) {
       if (JSON.stringify(opts.resume.config) !== JSON.stringify(opts.config)) {
         throw new Error('the checkpoint was written for a different job config');
       }
       this.params = opts.resume.params;
-      for (const [k, v] of opts.resume.velocity) this.optimizer.velocity.set(k, v);
+      const vel = this.outer ? this.outer.momentum : this.optimizer.velocity;
+      for (const [k, v] of opts.resume.velocity) vel.set(k, v);
       this.iteration = opts.resume.iteration;
+      this.resumePublished = opts.resume.published;
     } else {
       this.params = initParams(opts.config);
     }
   }
 
-  get done(): boolean {
-    return this.iteration >= this.plan.totalIterations;
+  /** Iterations (rounds, in local-SGD mode) of the whole job. */
+  get total(): number {
+    return this.local ? this.local.totalRounds : this.plan.totalIterations;
   }
 
-  /** Runs one iteration: every partition's task, the sum, the update. */
+  get done(): boolean {
+    return this.iteration >= this.total;
+  }
+
+  /** The weights the tasks of the next step compute on: the published ones (with a training config) or the master weights. */
+  async published(): Promise<Params> {
+    if (!this.training) return this.params;
+    if (!this.chain) {
+      const tr = this.training;
+      this.chain = (await WeightsChain.start(this.cfg, this.shapes, 'trainer', tr.down, tr.blockSize, this.params, this.iteration, this.resumePublished)).chain;
+    }
+    return this.chain.published;
+  }
+
+  /** Runs one iteration (every partition's task, the sum, the update), or in local-SGD mode one round. */
   async step(): Promise<IterationMetrics> {
+    if (!this.training) return this.syncStep();
+    return this.local ? this.localRound(this.local) : this.syncStep();
+  }
+
+  private async syncStep(): Promise<IterationMetrics> {
     const t0 = performance.now();
     const it = this.plan.at(this.iteration);
+    const tr = this.training;
+    const weights = await this.published();
     let sum: TaskResult | undefined;
-    for (const { lo, hi } of this.plan.partitions()) {
+    for (const [p, { lo, hi }] of this.plan.partitions().entries()) {
       const ids = sampleRange(this.cfg.seed, it.iteration, lo, hi, it.fraction);
-      const r = await computeTask(
+      let r = await computeTask(
         this.backend,
         this.cfg,
-        this.params,
+        weights,
         { phase: it.phase, iteration: it.iteration, seed: this.cfg.seed, weightsVersion: it.iteration },
         gatherBatch(this.train, ids),
       );
+      if (tr) r = { ...r, grads: roundTrip(r.grads, this.shapes, tr.up, tr.blockSize, { seed: taskSeed(this.cfg.seed, p), stream: it.iteration }) };
       sum = sum ? addResults(sum, r) : r;
     }
     if (sum && sum.count > 0) this.optimizer.step(this.params, sum.grads, sum.count, it);
     if (it.phaseEnd) this.optimizer.reset();
     this.iteration++;
+    if (this.chain) await this.chain.next(this.params, phaseTensors(this.cfg, it.phase), this.iteration, it.phaseEnd);
     const count = sum?.count ?? 0;
     return {
       plan: it,
@@ -163,7 +219,46 @@ export class Trainer {
     };
   }
 
-  checkpoint(): Checkpoint {
-    return { iteration: this.iteration, params: this.params, velocity: this.optimizer.velocity, config: this.cfg };
+  private async localRound(lsp: LocalSgdPlan): Promise<IterationMetrics> {
+    const t0 = performance.now();
+    const tr = this.training!;
+    const rp = lsp.at(this.iteration);
+    const weights = await this.published();
+    let sum: Map<string, Float32Array> | undefined;
+    let loss = 0;
+    let correct = 0;
+    let count = 0;
+    const parts = this.plan.partitions();
+    for (const [p, { lo, hi }] of parts.entries()) {
+      const r = await computeLocalTask(this.backend, this.cfg, lsp, weights, { round: rp.round, lo, hi, weightsVersion: rp.round }, (ids) => gatherBatch(this.train, ids));
+      const delta = roundTrip(r.delta, this.shapes, tr.up, tr.blockSize, { seed: taskSeed(this.cfg.seed, p), stream: rp.round });
+      if (!sum) sum = delta;
+      else for (const [n, d] of delta) addInto(sum.get(n)!, d);
+      loss += r.loss;
+      correct += r.correct;
+      count += r.count;
+    }
+    this.outer!.step(this.params, sum!, parts.length);
+    if (rp.phaseEnd) this.outer!.reset();
+    this.iteration++;
+    await this.chain!.next(this.params, phaseTensors(this.cfg, rp.phase), this.iteration, rp.phaseEnd);
+    const last = lsp.plan.at(lsp.iterationOf(rp.phaseIndex, rp.firstStep + rp.steps - 1));
+    return {
+      plan: { ...last, phaseEnd: rp.phaseEnd },
+      round: rp,
+      loss: count ? loss / count : 0,
+      accuracy: count ? correct / count : 0,
+      count,
+      seconds: (performance.now() - t0) / 1000,
+    };
   }
+
+  checkpoint(): Checkpoint {
+    const velocity = this.outer ? this.outer.momentum : this.optimizer.velocity;
+    return { iteration: this.iteration, params: this.params, velocity, config: this.cfg, ...(this.chain ? { published: this.chain.published } : {}) };
+  }
+}
+
+function addInto(a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < a.length; i++) a[i] = a[i]! + b[i]!;
 }

@@ -3,6 +3,7 @@
  * sense is rejected with every problem listed, each naming its field, so a
  * form can show the message next to the field.
  */
+import { parseTrainingConfig, type TrainingConfig } from './training.ts';
 
 /** Linear ramp from `start` to `end` over `rampEpochs`, then constant (momentum). */
 export interface RampSchedule {
@@ -44,6 +45,8 @@ export interface JobConfig {
   readonly finetune: PhaseConfig;
   /** Checkpoint every this many iterations (and at every phase end). */
   readonly checkpointEvery: number;
+  /** The training mode and wire encodings (training.ts); absent: synchronous, float32 both ways. */
+  readonly training?: TrainingConfig;
 }
 
 export interface ConfigIssue {
@@ -102,7 +105,7 @@ function isObject(v: Json): v is Record<string, Json> {
 export function parseJobConfig(input: Json, base: JobConfig = DEFAULT_JOB): JobConfig {
   const issues: ConfigIssue[] = [];
   if (!isObject(input)) throw new ConfigError([{ field: '', message: 'expected a JSON object' }]);
-  const known = new Set(Object.keys(base));
+  const known = new Set([...Object.keys(base), 'training']);
   for (const k of Object.keys(input)) if (!known.has(k)) issues.push({ field: k, message: 'unknown field' });
 
   const num = (obj: Record<string, Json>, key: string, path: string, dflt: number, check: (n: number) => string | null): number => {
@@ -189,6 +192,7 @@ export function parseJobConfig(input: Json, base: JobConfig = DEFAULT_JOB): JobC
     pretrain: phase('pretrain'),
     finetune: phase('finetune'),
     checkpointEvery: num(input, 'checkpointEvery', 'checkpointEvery', base.checkpointEvery, int(1, 1_000_000)),
+    ...(input.training !== undefined ? { training: parseTrainingConfig(input.training, issues, base.training) } : base.training ? { training: base.training } : {}),
   };
   if (cfg.pretrain.epochs === 0 && cfg.finetune.epochs === 0) {
     issues.push({ field: 'finetune.epochs', message: 'pre-training and fine-tuning both have 0 epochs: nothing to train' });
