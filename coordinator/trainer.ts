@@ -25,7 +25,8 @@ import { roundTrip, taskSeed } from '../client/core/encoded-tensors.ts';
 import { computeLocalTask } from '../client/core/local-sgd.ts';
 import { OuterOptimizer } from '../client/core/model/outer.ts';
 import { LocalSgdPlan, trainingOf, type RoundPlan, type TrainingConfig } from '../client/core/model/training.ts';
-import { WeightsChain } from '../client/core/weights-delta.ts';
+import { WeightsChain, type PublishedVersion } from '../client/core/weights-delta.ts';
+import { parseSafetensors } from '../client/core/safetensors.ts';
 
 /** Images and labels, N x dim uint8 pixels. */
 export interface LabeledImages {
@@ -125,6 +126,14 @@ export class Trainer {
   readonly optimizer = new MomentumSgd();
   /** the next iteration to run (a round, in local-SGD mode) */
   iteration = 0;
+  /**
+   * Tensor bytes a grid would move for the steps run so far, with one worker
+   * per task: `up` the results, `down` the weights each task needs (whole
+   * weights in the original sync mode; with a training config the delta from
+   * the previous version, whole weights for the first). Headers not counted.
+   */
+  readonly traffic = { up: 0, down: 0, examples: 0 };
+  private lastDownBytes = -1;
   /** the job's training config, or null: synchronous fp32, the original path */
   readonly training: TrainingConfig | null;
   /** local SGD's rounds, or null in sync mode */
@@ -202,14 +211,22 @@ export class Trainer {
         { phase: it.phase, iteration: it.iteration, seed: this.cfg.seed, weightsVersion: it.iteration },
         gatherBatch(this.train, ids),
       );
-      if (tr) r = { ...r, grads: roundTrip(r.grads, this.shapes, tr.up, tr.blockSize, { seed: taskSeed(this.cfg.seed, p), stream: it.iteration }) };
+      if (tr) {
+        const sent = roundTrip(r.grads, this.shapes, tr.up, tr.blockSize, { seed: taskSeed(this.cfg.seed, p), stream: it.iteration });
+        r = { ...r, grads: sent.values };
+        this.traffic.up += sent.bytes;
+      } else {
+        for (const g of r.grads.values()) this.traffic.up += 4 * g.length;
+      }
+      this.traffic.down += this.downBytes();
       sum = sum ? addResults(sum, r) : r;
     }
     if (sum && sum.count > 0) this.optimizer.step(this.params, sum.grads, sum.count, it);
     if (it.phaseEnd) this.optimizer.reset();
     this.iteration++;
-    if (this.chain) await this.chain.next(this.params, phaseTensors(this.cfg, it.phase), this.iteration, it.phaseEnd);
+    if (this.chain) this.lastDownBytes = deltaBytes(await this.chain.next(this.params, phaseTensors(this.cfg, it.phase), this.iteration, it.phaseEnd));
     const count = sum?.count ?? 0;
+    this.traffic.examples += count;
     return {
       plan: it,
       loss: count ? sum!.loss / count : 0,
@@ -231,7 +248,10 @@ export class Trainer {
     const parts = this.plan.partitions();
     for (const [p, { lo, hi }] of parts.entries()) {
       const r = await computeLocalTask(this.backend, this.cfg, lsp, weights, { round: rp.round, lo, hi, weightsVersion: rp.round }, (ids) => gatherBatch(this.train, ids));
-      const delta = roundTrip(r.delta, this.shapes, tr.up, tr.blockSize, { seed: taskSeed(this.cfg.seed, p), stream: rp.round });
+      const sent = roundTrip(r.delta, this.shapes, tr.up, tr.blockSize, { seed: taskSeed(this.cfg.seed, p), stream: rp.round });
+      const delta = sent.values;
+      this.traffic.up += sent.bytes;
+      this.traffic.down += this.downBytes();
       if (!sum) sum = delta;
       else for (const [n, d] of delta) addInto(sum.get(n)!, d);
       loss += r.loss;
@@ -241,7 +261,8 @@ export class Trainer {
     this.outer!.step(this.params, sum!, parts.length);
     if (rp.phaseEnd) this.outer!.reset();
     this.iteration++;
-    await this.chain!.next(this.params, phaseTensors(this.cfg, rp.phase), this.iteration, rp.phaseEnd);
+    this.lastDownBytes = deltaBytes(await this.chain!.next(this.params, phaseTensors(this.cfg, rp.phase), this.iteration, rp.phaseEnd));
+    this.traffic.examples += count;
     const last = lsp.plan.at(lsp.iterationOf(rp.phaseIndex, rp.firstStep + rp.steps - 1));
     return {
       plan: { ...last, phaseEnd: rp.phaseEnd },
@@ -253,10 +274,26 @@ export class Trainer {
     };
   }
 
+  /** Bytes one task downloads to hold the current version. */
+  private downBytes(): number {
+    if (this.lastDownBytes < 0) {
+      // nothing published before this run's first step: whole weights
+      this.lastDownBytes = 0;
+      for (const t of this.params.values()) this.lastDownBytes += 4 * t.length;
+    }
+    return this.lastDownBytes;
+  }
+
   checkpoint(): Checkpoint {
     const velocity = this.outer ? this.outer.momentum : this.optimizer.velocity;
     return { iteration: this.iteration, params: this.params, velocity, config: this.cfg, ...(this.chain ? { published: this.chain.published } : {}) };
   }
+}
+
+/** Tensor bytes of a published version's delta (without its header). */
+function deltaBytes(v: PublishedVersion): number {
+  const { spans } = parseSafetensors(v.delta!);
+  return spans.reduce((n, s) => n + s.end - s.begin, 0);
 }
 
 function addInto(a: Float32Array, b: Float32Array): void {

@@ -23,7 +23,7 @@ export const SCALE_SUFFIX = ':scale';
 
 /** Why an encoded body is refused; `code` is the coordinator's ErrorCode for it. */
 export class EncodingError extends Error {
-  constructor(readonly code: 'malformed-result' | 'shape-mismatch' | 'non-finite' | 'bad-scale' | 'wrong-encoding', detail: string) {
+  constructor(readonly code: 'malformed-result' | 'shape-mismatch' | 'non-finite' | 'bad-scale' | 'wrong-encoding' | 'wrong-mode', detail: string) {
     super(detail);
     this.name = 'EncodingError';
   }
@@ -169,7 +169,8 @@ export function encodedBytes(n: number, encoding: TensorEncoding, blockSize: num
 /**
  * What the receiver gets from `tensors` sent in `encoding`: encoded into a
  * body, checked and decoded as the coordinator does (f32: the arrays
- * themselves). The in-process trainer uses it to train on the same bits.
+ * themselves), and the tensor bytes that travelled (without the header). The
+ * in-process trainer uses it to train on the same bits.
  */
 export function roundTrip(
   tensors: ReadonlyMap<string, Float32Array>,
@@ -177,10 +178,11 @@ export function roundTrip(
   encoding: TensorEncoding,
   blockSize: number,
   seed: BodySeed,
-): Map<string, Float32Array> {
-  if (encoding === 'f32') return new Map(tensors);
+): { values: Map<string, Float32Array>; bytes: number } {
+  if (encoding === 'f32') return { values: new Map(tensors), bytes: [...tensors.values()].reduce((n, t) => n + 4 * t.length, 0) };
   const expected = new Map([...tensors.keys()].map((n) => [n, shapes.get(n)!]));
   const body = encodeSafetensors(encodedEntries(tensors, shapes, encoding, blockSize, seed));
-  const got = readEncoded(body, parseSafetensors(body).spans, expected, encoding, blockSize);
-  return new Map([...got].map(([n, t]) => [n, dequantize(t)]));
+  const { spans } = parseSafetensors(body);
+  const got = readEncoded(body, spans, expected, encoding, blockSize);
+  return { values: new Map([...got].map(([n, t]) => [n, dequantize(t)])), bytes: spans.reduce((n, s) => n + s.end - s.begin, 0) };
 }

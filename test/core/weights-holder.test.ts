@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { parseJobConfig } from '../../client/core/model/config.ts';
+import { initParams, tensorShapes } from '../../client/core/model/params.ts';
+import { blobHash } from '../../client/core/protocol.ts';
+import { WeightsChain, type PublishedVersion } from '../../client/core/weights-delta.ts';
+import { WeightsHolder, type WeightsOffer } from '../../client/core/weights-holder.ts';
+
+const cfg = parseJobConfig({ layers: [784, 30, 10], seed: 2 });
+const shapes = tensorShapes(cfg);
+
+/** A coordinator's chain of `n` versions, each moving rbm0.W and out.b a little; every blob by hash. */
+async function chainOf(n: number): Promise<{ versions: PublishedVersion[]; blobs: Map<string, Uint8Array> }> {
+  const master = initParams(cfg);
+  const { chain, first } = await WeightsChain.start(cfg, shapes, 'j', 'int8', 64, master, 0);
+  const versions = [first];
+  const blobs = new Map<string, Uint8Array>([[first.hash, first.blob.slice()]]);
+  for (let v = 1; v < n; v++) {
+    for (const name of ['rbm0.W', 'out.b']) {
+      const t = master.get(name)!;
+      for (let i = 0; i < t.length; i++) t[i] = t[i]! + 0.001 * Math.sin(v * 7 + i);
+    }
+    const pub = await chain.next(master, ['rbm0.W', 'out.b'], v, false);
+    versions.push(pub);
+    blobs.set(pub.hash, pub.blob.slice());
+    blobs.set(await blobHash(pub.delta!), pub.delta!);
+  }
+  return { versions, blobs };
+}
+
+async function offer(versions: PublishedVersion[], v: number): Promise<WeightsOffer> {
+  const p = versions[v]!;
+  return { jobId: 'j', weights: { hash: p.hash, version: v }, ...(p.delta ? { delta: { hash: await blobHash(p.delta), from: v - 1, fromHash: versions[v - 1]!.hash } } : {}) };
+}
+
+describe('worker weights holder', () => {
+  it('joins with whole weights, then follows by deltas; a worker too far behind gets whole weights; what it holds hashes right', async () => {
+    const { versions, blobs } = await chainOf(6);
+    const fetched: string[] = [];
+    const holder = new WeightsHolder(async (hash, kind) => {
+      fetched.push(kind);
+      return blobs.get(hash)!;
+    });
+    await holder.get(cfg, shapes, await offer(versions, 2)); // joins mid-job
+    expect(fetched).toEqual(['weights']);
+    await holder.get(cfg, shapes, await offer(versions, 3));
+    await holder.get(cfg, shapes, await offer(versions, 3)); // held: nothing fetched
+    expect(fetched).toEqual(['weights', 'delta']);
+    expect(holder.hash).toBe(versions[3]!.hash);
+    await holder.get(cfg, shapes, await offer(versions, 5)); // version 3 is too old for the delta 4 -> 5
+    expect(fetched).toEqual(['weights', 'delta', 'weights']);
+    expect(holder.version).toBe(5);
+    expect(holder.stats).toEqual({ wholeDownloads: 2, deltasApplied: 1, deltasRefused: 0 });
+  });
+
+  it('a delta that does not give the lease\'s weights (damaged held copy) is dropped for whole weights', async () => {
+    const { versions, blobs } = await chainOf(3);
+    const holder = new WeightsHolder(async (hash) => blobs.get(hash)!);
+    const p1 = await holder.get(cfg, shapes, await offer(versions, 1));
+    p1.get('rbm0.W')![0] = 42; // a bit flip in memory
+    const p2 = await holder.get(cfg, shapes, await offer(versions, 2));
+    expect(holder.stats).toMatchObject({ deltasRefused: 1, wholeDownloads: 2 });
+    expect(holder.hash).toBe(versions[2]!.hash);
+    expect(p2.get('rbm0.W')![0]).not.toBe(42);
+  });
+});
