@@ -5,6 +5,8 @@
  * and compressed modes (client/core/model/training.ts).
  *
  *   nice npx tsx bench/modes.ts [--quick] [--train N] [--layers 784,500,500,2000,10] [--partitions P] [--finetune-epochs E] [--H 50]
+ *       [--local-epochs-scale S]   (local-SGD variants train S times the epochs: S = P gives them sync's sequential steps)
+ *       [--only 0,4]               (variants by index)
  */
 import { parseArgs } from 'node:util';
 import { createCpuBackend } from '../client/core/cpu/index.ts';
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     'finetune-epochs': { type: 'string' },
     H: { type: 'string' },
     only: { type: 'string' },
+    'local-epochs-scale': { type: 'string' },
   },
 });
 const quick = values.quick ?? false;
@@ -59,7 +62,8 @@ console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 let baseline = 0;
 for (const [i, [name, training]] of variants.entries()) {
   if (only && !only.includes(i)) continue;
-  const cfg = parseJobConfig({ ...cfgBase, ...(training ? { training } : {}) });
+  const scale = training && (training as { mode: string }).mode === 'local-sgd' ? Number(values['local-epochs-scale'] ?? 1) : 1;
+  const cfg = parseJobConfig({ ...cfgBase, finetune: { ...cfgBase.finetune, epochs: cfgBase.finetune.epochs * scale }, ...(training ? { training } : {}) });
   const tr = new Trainer({ backend, config: cfg, train });
   const t0 = performance.now();
   while (!tr.done) await tr.step();
@@ -68,6 +72,6 @@ for (const [i, [name, training]] of variants.entries()) {
   const { up, down, examples } = tr.traffic;
   const perEx = (up + down) / examples;
   if (i === 0) baseline = perEx;
-  console.log(`| ${name} | ${tr.total} | ${(ev.error * 100).toFixed(2)}% | ${examples} | ${(up / 1e6).toFixed(1)} | ${(down / 1e6).toFixed(1)} | ${perEx.toFixed(0)} | ${baseline ? `${(baseline / perEx).toFixed(0)}x fewer` : ''} | ${wall.toFixed(0)} |`);
+  console.log(`| ${name}${scale !== 1 ? `, ${scale}x finetune epochs` : ''} | ${tr.total} | ${(ev.error * 100).toFixed(2)}% | ${examples} | ${(up / 1e6).toFixed(1)} | ${(down / 1e6).toFixed(1)} | ${perEx.toFixed(0)} | ${baseline ? `${(baseline / perEx).toFixed(0)}x fewer` : ''} | ${wall.toFixed(0)} |`);
 }
 backend.dispose();

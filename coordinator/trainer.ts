@@ -13,6 +13,7 @@
  * the round's weights, the deltas summed in partition order, the outer
  * optimizer's update. Without one, the synchronous path below is unchanged.
  */
+import { createHash } from 'node:crypto';
 import type { ComputeBackend } from '../client/core/backend.ts';
 import type { JobConfig } from '../client/core/model/config.ts';
 import { MomentumSgd } from '../client/core/model/optimizer.ts';
@@ -185,7 +186,7 @@ export class Trainer {
     if (!this.training) return this.params;
     if (!this.chain) {
       const tr = this.training;
-      this.chain = (await WeightsChain.start(this.cfg, this.shapes, 'trainer', tr.down, tr.blockSize, this.params, this.iteration, this.resumePublished)).chain;
+      this.chain = WeightsChain.start(this.cfg, this.shapes, 'trainer', tr.down, tr.blockSize, sha256, this.params, this.iteration, this.resumePublished).chain;
     }
     return this.chain.published;
   }
@@ -224,7 +225,7 @@ export class Trainer {
     if (sum && sum.count > 0) this.optimizer.step(this.params, sum.grads, sum.count, it);
     if (it.phaseEnd) this.optimizer.reset();
     this.iteration++;
-    if (this.chain) this.lastDownBytes = deltaBytes(await this.chain.next(this.params, phaseTensors(this.cfg, it.phase), this.iteration, it.phaseEnd));
+    if (this.chain) this.lastDownBytes = deltaBytes(this.chain.next(this.params, phaseTensors(this.cfg, it.phase), this.iteration, it.phaseEnd));
     const count = sum?.count ?? 0;
     this.traffic.examples += count;
     return {
@@ -261,7 +262,7 @@ export class Trainer {
     this.outer!.step(this.params, sum!, parts.length);
     if (rp.phaseEnd) this.outer!.reset();
     this.iteration++;
-    this.lastDownBytes = deltaBytes(await this.chain!.next(this.params, phaseTensors(this.cfg, rp.phase), this.iteration, rp.phaseEnd));
+    this.lastDownBytes = deltaBytes(this.chain!.next(this.params, phaseTensors(this.cfg, rp.phase), this.iteration, rp.phaseEnd));
     this.traffic.examples += count;
     const last = lsp.plan.at(lsp.iterationOf(rp.phaseIndex, rp.firstStep + rp.steps - 1));
     return {
@@ -288,6 +289,10 @@ export class Trainer {
     const velocity = this.outer ? this.outer.momentum : this.optimizer.velocity;
     return { iteration: this.iteration, params: this.params, velocity, config: this.cfg, ...(this.chain ? { published: this.chain.published } : {}) };
   }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Tensor bytes of a published version's delta (without its header). */

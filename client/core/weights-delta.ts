@@ -57,7 +57,14 @@ export interface PublishedVersion {
   readonly delta: Uint8Array | null;
 }
 
-/** The coordinator's side of the chain (and the in-process trainer's, which must publish the same bits). */
+/** SHA-256 of a blob as lowercase hex, synchronously (the coordinator's node:crypto); blobHash's value. */
+export type SyncHash = (bytes: Uint8Array) => string;
+
+/**
+ * The coordinator's side of the chain (and the in-process trainer's, which
+ * must publish the same bits). Synchronous, so the coordinator publishes a
+ * version inside the update that completes an iteration.
+ */
 export class WeightsChain {
   /** P: the published weights (owned; workers hold the same bits) */
   readonly published: Params;
@@ -70,6 +77,7 @@ export class WeightsChain {
     private readonly jobId: string,
     readonly encoding: TensorEncoding,
     readonly blockSize: number,
+    private readonly hashOf: SyncHash,
     published: Params,
     version: number,
   ) {
@@ -81,21 +89,22 @@ export class WeightsChain {
    * Starts at `version` with P = M, or with P = `published` (resuming from a
    * checkpoint that kept it); copies either way.
    */
-  static async start(
+  static start(
     cfg: JobConfig,
     shapes: ReadonlyMap<string, readonly number[]>,
     jobId: string,
     encoding: TensorEncoding,
     blockSize: number,
+    hashOf: SyncHash,
     master: Params,
     version: number,
     published?: Params,
     into?: Uint8Array,
-  ): Promise<{ chain: WeightsChain; first: PublishedVersion }> {
+  ): { chain: WeightsChain; first: PublishedVersion } {
     const p: Params = new Map([...(published ?? master)].map(([k, v]) => [k, v.slice()]));
-    const chain = new WeightsChain(cfg, shapes, jobId, encoding, blockSize, p, version);
+    const chain = new WeightsChain(cfg, shapes, jobId, encoding, blockSize, hashOf, p, version);
     const blob = encodeWeights(cfg, p, shapes, version, jobId, into);
-    chain.hash = await blobHash(blob);
+    chain.hash = hashOf(blob);
     return { chain, first: { version, blob, hash: chain.hash, delta: null } };
   }
 
@@ -105,7 +114,7 @@ export class WeightsChain {
    * differ are sent); `snap` (a phase's end: they freeze) then sets M = P
    * for them. Returns the new whole blob, its hash and the delta.
    */
-  async next(master: Params, changed: readonly string[], version: number, snap: boolean, into?: Uint8Array): Promise<PublishedVersion> {
+  next(master: Params, changed: readonly string[], version: number, snap: boolean, into?: Uint8Array): PublishedVersion {
     if (!(version > this.version)) throw new Error(`weights chain: version ${version} does not follow ${this.version}`);
     const diffs: [string, Float32Array][] = [];
     for (const name of changed) {
@@ -129,7 +138,7 @@ export class WeightsChain {
     const draft = encodeSafetensors(entries, deltaMetadata(meta0));
     applyDeltaTensors(this.published, draft, this.shapes, meta0);
     const blob = encodeWeights(this.cfg, this.published, this.shapes, version, this.jobId, into);
-    const hash = await blobHash(blob);
+    const hash = this.hashOf(blob);
     const delta = encodeSafetensors(entries, deltaMetadata({ ...meta0, hash }));
     if (snap) for (const name of changed) master.get(name)!.set(this.published.get(name)!);
     this.version = version;

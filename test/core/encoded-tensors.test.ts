@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { dequantize, encodedBytes, encodedEntries, EncodingError, readEncoded, roundTrip, SCALE_SUFFIX } from '../../client/core/encoded-tensors.ts';
 import { parseJobConfig } from '../../client/core/model/config.ts';
@@ -17,6 +18,7 @@ function randomTensor(n: number, seed: number, scale = 1): Float32Array {
   return x;
 }
 
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const shapes = new Map<string, number[]>([['a.W', [37, 29]], ['a.b', [29]]]);
 const tensors = new Map([['a.W', randomTensor(37 * 29, 1, 0.03)], ['a.b', randomTensor(29, 2, 5)]]);
 const seed = { seed: 9, stream: 4 };
@@ -113,7 +115,7 @@ describe('delta broadcast chain', () => {
   for (const enc of ['f32', 'f16', 'int8'] as const) {
     it(`${enc}: a worker applying every delta holds the coordinator's weights bit for bit at every version; only changed tensors travel; error never accumulates`, async () => {
       const master = initParams(cfg);
-      const { chain, first } = await WeightsChain.start(cfg, sh, 'job1', enc, 128, master, 0);
+      const { chain, first } = WeightsChain.start(cfg, sh, 'job1', enc, 128, sha256, master, 0);
       const whole = decodeWeights(first.blob, sh);
       let held: HeldWeights = { version: 0, hash: first.hash, params: new Map([...whole.params].map(([k, v]) => [k, v.slice()])) };
       const trained = ['rbm0.W', 'rbm0.vbias', 'rbm0.hbias'];
@@ -125,7 +127,7 @@ describe('delta broadcast chain', () => {
           const d = randomTensor(m.length, 100 + v, 0.01);
           for (let i = 0; i < m.length; i++) m[i] = m[i]! + d[i]!;
         }
-        const pub = await chain.next(master, trained, v, v === 12);
+        const pub = chain.next(master, trained, v, v === 12);
         const { meta, spans } = parseDeltaMeta(pub.delta!);
         expect(meta).toMatchObject({ from: v - 1, version: v, hash: pub.hash, encoding: enc });
         // frozen tensors are not sent
@@ -153,12 +155,12 @@ describe('delta broadcast chain', () => {
 
   it('a delta against another version, or one whose result does not hash right, is refused', async () => {
     const master = initParams(cfg);
-    const { chain, first } = await WeightsChain.start(cfg, sh, 'job1', 'int8', 128, master, 0);
+    const { chain, first } = WeightsChain.start(cfg, sh, 'job1', 'int8', 128, sha256, master, 0);
     const copy = (): HeldWeights => ({ version: 0, hash: first.hash, params: new Map([...decodeWeights(first.blob, sh).params].map(([k, v]) => [k, v.slice()])) });
     master.get('out.b')![0] = 0.5;
-    const d1 = (await chain.next(master, ['out.b'], 1, false)).delta!;
+    const d1 = (chain.next(master, ['out.b'], 1, false)).delta!;
     master.get('out.b')![1] = 0.25;
-    const d2 = (await chain.next(master, ['out.b'], 2, false)).delta!;
+    const d2 = (chain.next(master, ['out.b'], 2, false)).delta!;
     await expect(applyWeightsDelta(cfg, sh, copy(), d2)).rejects.toThrow(/goes from version 1.*holds 0/);
     await expect(applyWeightsDelta(cfg, sh, { ...copy(), hash: 'f'.repeat(64) }, d1)).rejects.toThrow(/holds 0/);
     const damaged = copy();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseJobConfig } from '../../client/core/model/config.ts';
 import { initParams, tensorShapes } from '../../client/core/model/params.ts';
@@ -5,13 +6,14 @@ import { blobHash } from '../../client/core/protocol.ts';
 import { WeightsChain, type PublishedVersion } from '../../client/core/weights-delta.ts';
 import { WeightsHolder, type WeightsOffer } from '../../client/core/weights-holder.ts';
 
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const cfg = parseJobConfig({ layers: [784, 30, 10], seed: 2 });
 const shapes = tensorShapes(cfg);
 
 /** A coordinator's chain of `n` versions, each moving rbm0.W and out.b a little; every blob by hash. */
 async function chainOf(n: number): Promise<{ versions: PublishedVersion[]; blobs: Map<string, Uint8Array> }> {
   const master = initParams(cfg);
-  const { chain, first } = await WeightsChain.start(cfg, shapes, 'j', 'int8', 64, master, 0);
+  const { chain, first } = WeightsChain.start(cfg, shapes, 'j', 'int8', 64, sha256, master, 0);
   const versions = [first];
   const blobs = new Map<string, Uint8Array>([[first.hash, first.blob.slice()]]);
   for (let v = 1; v < n; v++) {
@@ -19,7 +21,7 @@ async function chainOf(n: number): Promise<{ versions: PublishedVersion[]; blobs
       const t = master.get(name)!;
       for (let i = 0; i < t.length; i++) t[i] = t[i]! + 0.001 * Math.sin(v * 7 + i);
     }
-    const pub = await chain.next(master, ['rbm0.W', 'out.b'], v, false);
+    const pub = chain.next(master, ['rbm0.W', 'out.b'], v, false);
     versions.push(pub);
     blobs.set(pub.hash, pub.blob.slice());
     blobs.set(await blobHash(pub.delta!), pub.delta!);
