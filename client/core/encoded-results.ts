@@ -9,6 +9,7 @@
  * | `mode` | `sync` (gradient sums) or `local-sgd` (the weight deltas W_local - W_r of the phase's tensors, summed over a bundle's tasks) |
  * | `encoding` | `f32`, `f16` or `int8` (must be the job's `training.up`) |
  * | `blockSize` | int8 only: values per scale (must be the job's) |
+ * | `weightsHash` | the hash of the whole weights blob the task computed on (the lease's `weights.hash`; a delta against weights the coordinator did not publish for this lease is refused) |
  *
  * Stochastic rounding of tensor i draws from (taskSeed(job seed, partition
  * of the result's own lease), weightsVersion, i), so the body is a pure
@@ -24,6 +25,7 @@ import { encodeSafetensors, parseSafetensors, SafetensorsError } from './safeten
 export interface EncodedResultMeta extends ResultMeta {
   readonly mode: TrainingMode;
   readonly encoding: TensorEncoding;
+  readonly weightsHash: string;
 }
 
 /** The rounding seed of a result whose own lease is on `partition`. */
@@ -36,7 +38,7 @@ export function encodeTrainingResult(
   cfg: JobConfig,
   training: TrainingConfig,
   partition: number,
-  meta: ResultMeta,
+  meta: ResultMeta & { readonly weightsHash: string },
   tensors: ReadonlyMap<string, Float32Array>,
   shapes: ReadonlyMap<string, readonly number[]>,
 ): Uint8Array {
@@ -47,6 +49,7 @@ export function encodeTrainingResult(
     taskId: meta.taskId,
     leaseId: meta.leaseId,
     weightsVersion: String(meta.weightsVersion),
+    weightsHash: meta.weightsHash,
     count: String(meta.count),
     loss: String(meta.loss),
     correct: String(meta.correct),
@@ -112,9 +115,11 @@ export function decodeTrainingResult(bytes: Uint8Array, shapes: ReadonlyMap<stri
       bad(`"bundle" must list at most ${MAX_TASKS_PER_REQUEST - 1} lease ids, comma-separated`);
     }
   }
+  const weightsHash = md.weightsHash ?? '';
+  if (!/^[0-9a-f]{64}$/.test(weightsHash)) bad(`"weightsHash" must be the 64 hex digits of the weights blob the result was computed on`);
   const meta: EncodedResultMeta = {
     taskId: str('taskId'), leaseId: str('leaseId'), weightsVersion: int('weightsVersion'), count: int('count'), loss, correct: int('correct'),
-    mode: training.mode, encoding: training.up, ...(bundle ? { bundle } : {}),
+    mode: training.mode, encoding: training.up, weightsHash, ...(bundle ? { bundle } : {}),
   };
   if (meta.correct > meta.count) bad(`"correct" (${meta.correct}) exceeds "count" (${meta.count})`);
   const tensors = readEncoded(bytes, spans, shapes, training.up, training.blockSize, 'result');

@@ -10,6 +10,7 @@
 import uPlot from 'uplot';
 import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../client/core/protocol.ts';
 import { DEFAULT_JOB } from '../../client/core/model/config.ts';
+import { describeTraining, SYNC_TRAINING, TRAINING_DEFAULTS, type TrainingConfig } from '../../client/core/model/training.ts';
 import { decodeSafetensors } from '../../client/core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
@@ -37,6 +38,7 @@ const ui = {
   jobSelect: $<HTMLSelectElement>('job-select'),
   jobState: $('job-state'),
   jobPhase: $('job-phase'),
+  jobMode: $('job-mode'),
   actions: {
     start: $<HTMLButtonElement>('act-start'),
     pause: $<HTMLButtonElement>('act-pause'),
@@ -51,6 +53,7 @@ const ui = {
   sRate: $('s-rate'),
   sIn: $('s-in'),
   sOut: $('s-out'),
+  sPerExample: $('s-per-example'),
   sTasks: $('s-tasks'),
   sRejected: $('s-rejected'),
   sTest: $('s-test'),
@@ -348,6 +351,7 @@ function renderJob(): void {
     ui.jobState.textContent = '—';
     ui.jobState.className = 'badge';
     ui.jobPhase.textContent = 'no job: create one below';
+    ui.jobMode.textContent = '';
     ui.progressBar.style.width = '0';
     ui.progressText.textContent = '—';
     ui.eta.textContent = '';
@@ -357,6 +361,7 @@ function renderJob(): void {
   ui.jobState.textContent = j.state;
   ui.jobState.className = `badge ${STATE_CLASS[j.state] ?? ''}`;
   ui.jobPhase.textContent = j.state === 'done' ? 'finished' : j.phase;
+  ui.jobMode.textContent = `· ${describeTraining(j.config)}`;
   const done = Math.min(j.iteration, j.totalIterations);
   const pct = j.totalIterations ? (100 * done) / j.totalIterations : 0;
   ui.progressBar.style.width = `${pct.toFixed(2)}%`;
@@ -390,6 +395,9 @@ function renderStats(): void {
   ui.sRate.textContent = rate > 0 ? formatRate(rate * 60) : '—';
   ui.sIn.textContent = formatBytes(view.rows.reduce((a, r) => a + r.bytesIn, 0));
   ui.sOut.textContent = formatBytes(view.rows.reduce((a, r) => a + r.bytesOut, 0));
+  // everything the iterations moved (results in, blobs out: weights, deltas, partitions) over the examples they trained
+  const examples = view.rows.reduce((a, r) => a + r.count, 0);
+  ui.sPerExample.textContent = examples > 0 ? formatBytes(view.rows.reduce((a, r) => a + r.bytesIn + r.bytesOut, 0) / examples) : '—';
   ui.sTasks.innerHTML = j ? `${formatCount(j.tasks.done)} <small>${j.tasks.leased} out · ${j.tasks.pending} waiting</small>` : '—';
   ui.sRejected.textContent = j ? `${j.rejectedResults} · ${j.lateResults}` : '—';
   const ev = j?.lastEvaluation ?? view.evals[view.evals.length - 1] ?? null;
@@ -624,13 +632,22 @@ function renderWorkers(): void {
 
 // ---------------------------------------------------------------- new job
 
-/** The form starts from the coordinator's defaults (DEFAULT_JOB), so the two never drift apart. */
-for (const input of ui.form.querySelectorAll<HTMLInputElement>('input[name]')) {
-  let v: unknown = DEFAULT_JOB;
+/**
+ * The form starts from the coordinator's defaults (DEFAULT_JOB), so the two
+ * never drift apart; the training fields from the default job's training
+ * config, or where it has none (sync fp32), from local SGD's defaults, with
+ * the mode and encodings of sync fp32.
+ */
+const formTraining: TrainingConfig = DEFAULT_JOB.training ?? { ...TRAINING_DEFAULTS, mode: SYNC_TRAINING.mode, up: SYNC_TRAINING.up, down: SYNC_TRAINING.down };
+for (const input of ui.form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input[name], select[name]')) {
+  let v: unknown = { ...DEFAULT_JOB, training: formTraining };
   for (const k of input.name.split('.')) v = (v as Record<string, unknown> | undefined)?.[k];
   if (typeof v === 'number' || typeof v === 'string') input.value = String(v);
   else if (Array.isArray(v)) input.value = v.join(',');
 }
+
+/** Form fields whose values are strings, not numbers. */
+const TEXT_FIELDS = new Set(['name', 'training.mode', 'training.up', 'training.down']);
 
 ui.form.addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -647,13 +664,16 @@ ui.form.addEventListener('submit', async (e) => {
       const parts = value.split(/[\s,x-]+/).filter(Boolean).map(Number);
       if (parts.some((n) => !Number.isFinite(n))) local.push({ field: name, message: 'expected sizes separated by commas, e.g. 784,500,10' });
       v = parts;
-    } else if (name !== 'name') {
+    } else if (!TEXT_FIELDS.has(name)) {
       v = Number(value);
       if (!Number.isFinite(v)) local.push({ field: name, message: 'expected a number' });
     }
     setPath(cfg, name.split('.'), v);
   }
   if (local.length) return showFormErrors(local);
+  // sync mode with float32 both ways is a job without a training config: the original path
+  const t = cfg.training as Record<string, unknown> | undefined;
+  if (t && t.mode === 'sync' && t.up === 'f32' && t.down === 'f32') delete cfg.training;
   try {
     const job = await api<JobSummary>(PATHS.admin.jobs, { method: 'POST', body: JSON.stringify(cfg) });
     let started = job;

@@ -81,6 +81,16 @@ export function trainingOf(cfg: { readonly training?: TrainingConfig }): Trainin
   return cfg.training ?? SYNC_TRAINING;
 }
 
+/** For people (the admin page): "sync", "sync, int8 up, int8 down", "local-sgd H=50, nesterov 0.7/0.9, int8 up, int8 down". */
+export function describeTraining(cfg: { readonly training?: TrainingConfig }): string {
+  const t = cfg.training;
+  if (!t) return 'sync';
+  const enc = `${t.up} up, ${t.down} down`;
+  if (t.mode === 'sync') return `sync, ${enc}`;
+  const outer = t.outer.kind === 'nesterov' ? `nesterov ${t.outer.learningRate}/${t.outer.momentum}` : `plain ${t.outer.learningRate}`;
+  return `local-sgd H=${t.localSteps}, ${outer}, ${enc}`;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
