@@ -168,8 +168,12 @@ export interface TaskLease {
   readonly weights: BlobRef & { readonly version: number };
   /** the partition holds global examples [lo, hi) */
   readonly partition: BlobRef & { readonly index: number; readonly lo: number; readonly hi: number };
-  /** examples = sampleRange(config.seed, iteration, lo, hi, fraction); `count` of them */
+  /** examples = sampleRange(config.seed, iteration, lo, hi, fraction); `count` of them (local SGD: over all the round's local steps; fraction 0) */
   readonly sample: { readonly fraction: number; readonly count: number };
+  /** local SGD (config.training.mode): the round (= iteration) and the training set's size, from which the worker rebuilds the plan (LocalSgdPlan) */
+  readonly local?: { readonly round: number; readonly trainCount: number };
+  /** with a training config: the delta blob from version `from` (whole weights blob `fromHash`) to this version, when there is one (weights-delta.ts) */
+  readonly delta?: BlobRef & { readonly from: number; readonly fromHash: string };
   /** ms the worker has from issue to upload */
   readonly timeoutMs: number;
 }
