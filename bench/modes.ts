@@ -5,7 +5,8 @@
  * and compressed modes (client/core/model/training.ts).
  *
  *   nice npx tsx bench/modes.ts [--quick] [--train N] [--layers 784,500,500,2000,10] [--partitions P] [--finetune-epochs E] [--H 50]
- *       [--local-epochs-scale S]   (local-SGD variants train S times the epochs: S = P gives them sync's sequential steps)
+ *       [--local-epochs-scale S]   (local-SGD variants train S times the epochs, with the learning-rate decay and momentum
+ *                                   ramp stretched to match: S = P gives them sync's sequential steps and schedule)
  *       [--only 0,4]               (variants by index)
  */
 import { parseArgs } from 'node:util';
@@ -49,6 +50,7 @@ const variants: [string, object | undefined][] = [
   [`local-sgd H=${H}, f32`, { mode: 'local-sgd', localSteps: H, up: 'f32', down: 'f32' }],
   [`local-sgd H=${H}, f16`, { mode: 'local-sgd', localSteps: H, up: 'f16', down: 'f16' }],
   [`local-sgd H=${H}, int8`, { mode: 'local-sgd', localSteps: H, up: 'int8', down: 'int8' }],
+  [`local-sgd H=${H}, int8, outer nesterov 1/0.5`, { mode: 'local-sgd', localSteps: H, up: 'int8', down: 'int8', outer: { kind: 'nesterov', learningRate: 1, momentum: 0.5 } }],
 ];
 const only = values.only?.split(',').map(Number);
 
@@ -63,7 +65,9 @@ let baseline = 0;
 for (const [i, [name, training]] of variants.entries()) {
   if (only && !only.includes(i)) continue;
   const scale = training && (training as { mode: string }).mode === 'local-sgd' ? Number(values['local-epochs-scale'] ?? 1) : 1;
-  const cfg = parseJobConfig({ ...cfgBase, finetune: { ...cfgBase.finetune, epochs: cfgBase.finetune.epochs * scale }, ...(training ? { training } : {}) });
+  const ft = cfgBase.finetune;
+  const finetune = { ...ft, epochs: ft.epochs * scale, learningRate: { ...ft.learningRate, decay: ft.learningRate.decay ** (1 / scale) }, momentum: { ...ft.momentum, rampEpochs: ft.momentum.rampEpochs * scale } };
+  const cfg = parseJobConfig({ ...cfgBase, finetune, ...(training ? { training } : {}) });
   const tr = new Trainer({ backend, config: cfg, train });
   const t0 = performance.now();
   while (!tr.done) await tr.step();

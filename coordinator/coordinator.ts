@@ -54,6 +54,7 @@ import { HttpError } from './errors.ts';
 import { EventBus } from './events.ts';
 import { Store, type JobRow, type WorkerRow } from './store.ts';
 import { evaluate } from './trainer.ts';
+import { JobMode, type Step } from './modes.ts';
 
 export interface TrainTestData {
   readonly train: Dataset;
@@ -180,16 +181,26 @@ interface ActiveRun {
   readonly id: string;
   readonly cfg: JobConfig;
   readonly plan: TrainingPlan;
+  /** the job's training mode: its steps (iterations or rounds), decoding, update, broadcast */
+  readonly mode: JobMode;
+  /** the master weights (the optimizer's); workers compute on mode.published where there is a training config */
   readonly params: Params;
   readonly optimizer: MomentumSgd;
   readonly shapes: Map<string, number[]>;
   readonly partitions: PartitionBlob[];
   readonly test: Dataset;
   iteration: number;
-  it: IterationPlan | null;
+  it: Step | null;
   /** phase tensor shapes of the current iteration */
   gradShapes: Map<string, number[]>;
   weights: { hash: string; bytes: number; version: number } | null;
+  /** the delta blob from the previous version to `weights` (a job with a training config) */
+  delta: { hash: string; bytes: number; from: number; fromHash: string } | null;
+  /** the previous version's delta blob, retired with the next version */
+  previousDelta: string | null;
+  /** published weights restored from a checkpoint, for the first publication */
+  resumedPublished: Params | undefined;
+  readonly trainCount: number;
   slots: TaskSlot[];
   aggregator: Aggregator;
   summer: Summer;
@@ -316,7 +327,7 @@ export class Coordinator {
       config: JSON.stringify(cfg),
       state: 'created',
       iteration: 0,
-      total_iterations: plan.totalIterations,
+      total_iterations: new JobMode(cfg, plan).total,
       train_count: data.train.count,
       checkpoint_iteration: 0,
       checkpoint_path: null,
@@ -378,15 +389,18 @@ export class Coordinator {
     const cfg = JSON.parse(j.config) as JobConfig;
     const data = await this.opts.loadData(cfg);
     const plan = new TrainingPlan(cfg, data.train.count);
+    const mode = new JobMode(cfg, plan);
     this.setResultLimit(cfg);
     const optimizer = new MomentumSgd();
     let params: Params;
     let iteration = 0;
+    let resumedPublished: Params | undefined;
     if (j.checkpoint_path && existsSync(j.checkpoint_path)) {
       const ck = loadCheckpoint(j.checkpoint_path, cfg);
       params = ck.params;
-      for (const [k, v] of ck.velocity) optimizer.velocity.set(k, v);
+      mode.restore(optimizer, ck.velocity);
       iteration = ck.iteration;
+      resumedPublished = ck.published;
     } else {
       params = initParams(cfg);
     }
@@ -412,6 +426,7 @@ export class Coordinator {
       id: j.id,
       cfg,
       plan,
+      mode,
       params,
       optimizer,
       shapes: tensorShapes(cfg),
@@ -421,6 +436,10 @@ export class Coordinator {
       it: null,
       gradShapes: new Map(),
       weights: null,
+      delta: null,
+      previousDelta: null,
+      resumedPublished,
+      trainCount: data.train.count,
       slots: [],
       aggregator,
       summer,
@@ -429,10 +448,11 @@ export class Coordinator {
       bytesOut: 0,
     };
     this.store.updateJob(j.id, { iteration });
-    if (iteration >= plan.totalIterations) {
+    if (iteration >= mode.total) {
       this.finishJob();
       return;
     }
+    this.publishWeights(null);
     this.startIteration();
     this.emit({ type: 'job', jobId: j.id, state: this.jobRow(j.id).state });
   }
@@ -443,6 +463,8 @@ export class Coordinator {
     for (const l of this.leases.values()) if (l.jobId === run.id && l.state === 'active') l.state = 'expired';
     for (const p of run.partitions) this.blobs.delete(p.hash);
     if (run.weights) this.retireWeights(run.weights.hash);
+    if (run.delta) this.retireWeights(run.delta.hash);
+    if (run.previousDelta) this.retireWeights(run.previousDelta);
     this.run = null;
   }
 
@@ -500,16 +522,20 @@ export class Coordinator {
     };
   }
 
-  /** Publishes the weights of version t and creates the iteration's tasks. */
-  private startIteration(): void {
+  /**
+   * Publishes the weights of version t = run.iteration: whole, and with a
+   * training config the delta from t - 1 too, `prevStep` being the step
+   * whose update led here (null: the first publication of this activation).
+   */
+  private publishWeights(prevStep: Step | null): void {
     const tPublish = performance.now();
     const run = this.run!;
     const t = run.iteration;
-    const it = run.plan.at(t);
-    run.it = it;
     const prev = run.weights;
     const spare = this.weightsBuffers.pop();
-    const bytes = encodeWeights(run.cfg, run.params, run.shapes, t, run.id, spare);
+    const pub = run.mode.publish(run.id, run.shapes, run.params, t, prevStep, spare, run.resumedPublished);
+    run.resumedPublished = undefined;
+    const bytes = pub.blob;
     if (spare && bytes.buffer === spare.buffer) this.perf.weightsReused++;
     const hash = this.putBlob(bytes, SAFETENSORS_TYPE, true);
     run.weights = { hash, bytes: bytes.length, version: t };
@@ -519,6 +545,23 @@ export class Coordinator {
       if (older && older !== hash) this.retireWeights(older);
       this.previousWeights = prev.hash;
     }
+    if (run.previousDelta) this.retireWeights(run.previousDelta);
+    run.previousDelta = run.delta?.hash ?? null;
+    run.delta = null;
+    if (pub.delta && prev) {
+      const dh = this.putBlob(pub.delta, SAFETENSORS_TYPE);
+      run.delta = { hash: dh, bytes: pub.delta.length, from: prev.version, fromHash: prev.hash };
+    }
+    this.perf.publishSeconds += (performance.now() - tPublish) / 1000;
+  }
+
+  /** Creates the tasks of step t = run.iteration, whose weights are published. */
+  private startIteration(): void {
+    const tPublish = performance.now();
+    const run = this.run!;
+    const t = run.iteration;
+    const it = run.mode.at(t);
+    run.it = it;
     run.gradShapes = new Map(phaseTensors(run.cfg, it.phase).map((n) => [n, run.shapes.get(n)!]));
     run.slots = run.partitions.map((p) => ({
       id: `${run.id}:${t}:${p.index}`,
@@ -527,7 +570,7 @@ export class Coordinator {
       leaseId: null,
       workerId: null,
       attempts: 0,
-      expected: sampleRange(run.cfg.seed, t, p.lo, p.hi, it.fraction).length,
+      expected: run.mode.expected(it, p.lo, p.hi),
     }));
     this.store.tx(() => {
       for (const s of run.slots) {
@@ -551,7 +594,7 @@ export class Coordinator {
     run.bytesOut = 0;
     this.perf.publishSeconds += (performance.now() - tPublish) / 1000;
     this.perf.iterations++;
-    if (it.step === 0) this.emit({ type: 'phase', jobId: run.id, phase: phaseName(it.phase), iteration: t });
+    if (it.phaseStart) this.emit({ type: 'phase', jobId: run.id, phase: phaseName(it.phase), iteration: t });
     // Drop leases of iterations two or more back from memory (the ledger keeps them).
     for (const [id, l] of this.leases) if (l.iteration < t - 1 || l.jobId !== run.id) this.leases.delete(id);
     this.pump();
@@ -572,8 +615,7 @@ export class Coordinator {
     this.perf.aggregateSeconds += (performance.now() - tFinish) / 1000;
     this.perf.aggregateBytes += run.aggregator.bytesSummed - summedBefore;
     const tUpdate = performance.now();
-    if (total.count > 0) run.optimizer.step(run.params, total.grads, total.count, it);
-    if (it.phaseEnd) run.optimizer.reset();
+    run.mode.update(run.params, run.optimizer, it, total.grads, total.count, total.covers.size);
     this.perf.updateSeconds += (performance.now() - tUpdate) / 1000;
     const t = run.iteration;
     const row: IterationMetricsRow = {
@@ -588,7 +630,10 @@ export class Coordinator {
       bytesOut: run.bytesOut,
     };
     run.iteration = t + 1;
-    const done = run.iteration >= run.plan.totalIterations;
+    const done = run.iteration >= run.mode.total;
+    // The next version, before the checkpoint keeps it and the evaluation reads the (at a phase end, snapped) weights;
+    // with a training config also after the last step, as the in-process trainer does.
+    if (!done || run.mode.training) this.publishWeights(it);
     this.store.tx(() => {
       this.store.insertIteration({
         job_id: run.id,
@@ -638,7 +683,8 @@ export class Coordinator {
     const dir = join(this.opts.dataDir, 'jobs', run.id);
     mkdirSync(dir, { recursive: true });
     const path = join(dir, `checkpoint-${String(run.iteration).padStart(8, '0')}.safetensors`);
-    saveCheckpoint(path, { iteration: run.iteration, params: run.params, velocity: run.optimizer.velocity, config: run.cfg });
+    const published = run.mode.published;
+    saveCheckpoint(path, { iteration: run.iteration, params: run.params, velocity: run.mode.velocity(run.optimizer), config: run.cfg, ...(published ? { published } : {}) });
     const old = this.store.job(run.id)?.checkpoint_path;
     this.store.updateJob(run.id, { checkpoint_iteration: run.iteration, checkpoint_path: path });
     this.emit({ type: 'checkpoint', jobId: run.id, iteration: run.iteration });
@@ -702,8 +748,9 @@ export class Coordinator {
     const cfg = JSON.parse(j.config) as JobConfig;
     const run = this.run?.id === id ? this.run : null;
     const plan = run?.plan ?? (j.train_count >= cfg.partitions ? new TrainingPlan(cfg, j.train_count) : null);
-    const phases: JobSummary['phases'] = plan ? plan.phases.map((p) => ({ phase: phaseName(p.phase), start: p.start, iterations: p.iterations })) : [];
-    const phase = plan && j.iteration < plan.totalIterations ? phaseName(plan.at(j.iteration).phase) : '';
+    const mode = run?.mode ?? (plan ? new JobMode(cfg, plan) : null);
+    const phases: JobSummary['phases'] = mode ? mode.phases() : [];
+    const phase = mode && j.iteration < mode.total ? phaseName(mode.at(j.iteration).phase) : '';
     const counts = this.store.taskCounts(id);
     const evals = this.store.evaluations(id);
     const last = evals[evals.length - 1];
@@ -775,7 +822,7 @@ export class Coordinator {
     let job: PublicStatus['job'] = null;
     if (run) {
       const j = this.store.job(run.id)!;
-      job = { id: run.id, name: run.cfg.name, state: j.state, iteration: run.iteration, totalIterations: run.plan.totalIterations, phase: run.it ? phaseName(run.it.phase) : '' };
+      job = { id: run.id, name: run.cfg.name, state: j.state, iteration: run.iteration, totalIterations: run.mode.total, phase: run.it ? phaseName(run.it.phase) : '' };
     }
     let workers = 0;
     for (const w of this.workersById.values()) if (w.row.state === 'active') workers++;
@@ -947,7 +994,7 @@ export class Coordinator {
     if (!run) return this.noLease(this.store.jobs().some((j) => j.state === 'done') ? 'done' : 'no-job');
     const state = this.store.job(run.id)!.state;
     if (state === 'paused') return this.noLease('paused');
-    if (run.iteration >= run.plan.totalIterations || !run.it) return this.noLease('done');
+    if (run.iteration >= run.mode.total || !run.it) return this.noLease('done');
     const pending = run.slots.filter((s) => s.state === 'pending').length;
     const others = this.waiters.filter((x) => x.worker !== w).length;
     const k = Math.min(maxTasks, Math.ceil(pending / (1 + others)));
@@ -1016,6 +1063,8 @@ export class Coordinator {
       weights: { hash: weights.hash, bytes: weights.bytes, version: weights.version },
       partition: { hash: p.hash, bytes: p.bytes, index: p.index, lo: p.lo, hi: p.hi },
       sample: { fraction: run.it!.fraction, count: slot.expected },
+      ...(run.mode.local ? { local: { round: t, trainCount: run.trainCount } } : {}),
+      ...(run.delta ? { delta: { ...run.delta } } : {}),
       timeoutMs,
     };
   }
@@ -1132,12 +1181,12 @@ export class Coordinator {
     const tStart = performance.now();
     let decoded;
     try {
-      decoded = decodeResult(body, run!.gradShapes);
+      decoded = run!.mode.decode(body, run!.gradShapes);
     } catch (e) {
       if (e instanceof ProtocolError) return reject(new HttpError(e.status, e.code, e.message));
       throw e;
     }
-    const { meta, grads } = decoded;
+    const { meta, tensors: grads } = decoded;
     if (meta.leaseId !== l.id || meta.taskId !== l.taskId) {
       reject(new HttpError(400, 'malformed-result', `metadata names lease ${meta.leaseId} / task ${meta.taskId}, the upload is for lease ${l.id} / task ${l.taskId}`));
     }
@@ -1152,6 +1201,9 @@ export class Coordinator {
     const all = [{ lease: l, slot }, ...bundled];
     if (meta.weightsVersion !== l.iteration) {
       reject(new HttpError(409, 'stale-weights', `result computed on weights version ${meta.weightsVersion}, the lease is for version ${l.iteration}`));
+    }
+    if (run!.mode.training && meta.weightsHash !== run!.weights!.hash) {
+      reject(new HttpError(409, 'unknown-version', `result computed on weights ${meta.weightsHash}, which this coordinator did not publish as version ${l.iteration} (${run!.weights!.hash}): apply the lease's delta only to the version it names, else download the whole weights`));
     }
     const expected = all.reduce((n, x) => n + x.slot.expected, 0);
     if (meta.count !== expected) {
