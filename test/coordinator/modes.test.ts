@@ -5,6 +5,9 @@
  * weights bit for bit at every version; a worker that joins mid-job, or
  * falls too far behind for a delta, gets whole weights and continues.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../../client/core/cpu/index.ts';
 import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
@@ -150,5 +153,37 @@ describe('training modes through the coordinator', () => {
     expect(late.weightStats.deltasApplied).toBeGreaterThan(0);
     expect(a.weightStats.wholeDownloads).toBeGreaterThanOrEqual(2); // at the start, and after falling behind
     expect(a.weightStats.deltasRefused).toBe(0);
+  });
+
+  it('local SGD, int8: the coordinator restarted mid-job resumes from its checkpoint (outer momentum and published weights) to the in-process weights', async () => {
+    const cfg = parseJobConfig({ ...SMALL_JOB, name: 'restart', checkpointEvery: 1, training: { mode: 'local-sgd', localSteps: 1, up: 'int8', down: 'int8', blockSize: 64 } });
+    const ref = await reference(cfg);
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-modes-'));
+    try {
+      const first = await makeRig({ aggregator: 'flat' }, dir);
+      const id = await startJob(first, cfg);
+      expect(first.coord.summary(id).totalIterations).toBe(6);
+      // 5 rounds of 3 tasks, then the coordinator goes away: its checkpoint is mid fine-tuning, where the
+      // published weights differ from the master weights (at a phase's start they are equal)
+      const w1 = await inProcessWorker(first, 'before', { maxTasks: 5 * 3 });
+      await w1.start();
+      expect(first.coord.summary(id).iteration).toBe(5);
+      expect(first.coord.summary(id).checkpointIteration).toBe(5);
+      await first.close();
+      rig = await makeRig({ aggregator: 'flat' }, dir);
+      expect(rig.coord.summary(id).state).toBe('running');
+      const w2 = await inProcessWorker(rig, 'after');
+      await w2.start();
+      await rig.coord.idle();
+      expect(rig.coord.summary(id).state).toBe('done');
+      const diff = maxAbsDiff(ref, await finalWeights(rig, id, cfg));
+      console.log(`local SGD int8 across a coordinator restart: max abs weight difference vs in-process trainer ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThan(1e-6);
+      expect(w2.weightStats.wholeDownloads).toBe(1);
+    } finally {
+      await rig?.close();
+      rig = undefined;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
