@@ -15,6 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_JOB } from '../../client/core/model/config.ts';
+import { describeTraining } from '../../client/core/model/training.ts';
 import { parseFlags, startServer } from '../server.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -35,7 +36,9 @@ const USAGE = `usage: npm start -- [options]
   --port N              HTTP port (default 8080)
   --host H              address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)
   --data DIR            state, checkpoints and the worker cache (default .tessera); restart on it to resume
-  --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN
+  --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN;
+                        its "training" field picks the mode (sync | local-sgd) and the wire encodings, e.g.
+                        bench/configs/spark-dbn-local-sgd.json
   --workers N           local Deno workers to start (default 1; 0 for none)
   --backend B           their backend: auto (WebGPU on a real GPU, else CPU), webgpu, cpu (default auto)
   --admin-token T       set the admin token (also TESSERA_ADMIN_TOKEN); else one is created at the first start
@@ -66,7 +69,7 @@ async function main(): Promise<void> {
     const cfg = typeof f.job === 'string' ? (JSON.parse(readFileSync(f.job, 'utf8')) as unknown) : DEFAULT_JOB;
     const created = await coord.createJob(cfg);
     job = await coord.action(created.id, 'start');
-    console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}): ${job.totalIterations} iterations`);
+    console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}, ${describeTraining(job.config)}): ${job.totalIterations} ${job.config.training?.mode === 'local-sgd' ? 'rounds' : 'iterations'}`);
   }
   const jobId = job.id;
   console.log('');
