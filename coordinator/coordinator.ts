@@ -41,6 +41,7 @@ import {
   type RegisterRequest,
   type RegisterResponse,
   type ResultAck,
+  type DeltaRef,
   type TaskLease,
   type WorkerStats,
 } from '../client/core/protocol.ts';
@@ -194,10 +195,8 @@ interface ActiveRun {
   /** phase tensor shapes of the current iteration */
   gradShapes: Map<string, number[]>;
   weights: { hash: string; bytes: number; version: number } | null;
-  /** the delta blob from the previous version to `weights` (a job with a training config) */
-  delta: { hash: string; bytes: number; from: number; fromHash: string } | null;
-  /** the previous version's delta blob, retired with the next version */
-  previousDelta: string | null;
+  /** the delta blobs of the last DELTA_HISTORY versions, oldest first, the last ending at `weights` (a job with a training config) */
+  deltas: DeltaRef[];
   /** published weights restored from a checkpoint, for the first publication */
   resumedPublished: Params | undefined;
   readonly trainCount: number;
@@ -217,6 +216,9 @@ interface Waiter {
 }
 
 const RESULT_SLACK_BYTES = 64 * 1024;
+
+/** Versions of weights deltas served (a job with a training config): a worker that sat out a few versions still follows by deltas. */
+const DELTA_HISTORY = 8;
 
 export class Coordinator {
   readonly store: Store;
@@ -436,8 +438,7 @@ export class Coordinator {
       it: null,
       gradShapes: new Map(),
       weights: null,
-      delta: null,
-      previousDelta: null,
+      deltas: [],
       resumedPublished,
       trainCount: data.train.count,
       slots: [],
@@ -463,8 +464,7 @@ export class Coordinator {
     for (const l of this.leases.values()) if (l.jobId === run.id && l.state === 'active') l.state = 'expired';
     for (const p of run.partitions) this.blobs.delete(p.hash);
     if (run.weights) this.retireWeights(run.weights.hash);
-    if (run.delta) this.retireWeights(run.delta.hash);
-    if (run.previousDelta) this.retireWeights(run.previousDelta);
+    for (const d of run.deltas) this.retireWeights(d.hash);
     this.run = null;
   }
 
@@ -545,13 +545,16 @@ export class Coordinator {
       if (older && older !== hash) this.retireWeights(older);
       this.previousWeights = prev.hash;
     }
-    if (run.previousDelta) this.retireWeights(run.previousDelta);
-    run.previousDelta = run.delta?.hash ?? null;
-    run.delta = null;
     if (pub.delta && prev) {
       const dh = this.putBlob(pub.delta, SAFETENSORS_TYPE);
-      run.delta = { hash: dh, bytes: pub.delta.length, from: prev.version, fromHash: prev.hash };
+      run.deltas.push({ hash: dh, bytes: pub.delta.length, from: prev.version, fromHash: prev.hash });
+    } else {
+      // a new chain (the job's first publication here): older deltas lead nowhere
+      for (const d of run.deltas) this.retireWeights(d.hash);
+      run.deltas = [];
     }
+    // a worker up to DELTA_HISTORY versions behind follows by deltas; one further behind downloads whole weights
+    while (run.deltas.length > DELTA_HISTORY) this.retireWeights(run.deltas.shift()!.hash);
     this.perf.publishSeconds += (performance.now() - tPublish) / 1000;
   }
 
@@ -1064,7 +1067,7 @@ export class Coordinator {
       partition: { hash: p.hash, bytes: p.bytes, index: p.index, lo: p.lo, hi: p.hi },
       sample: { fraction: run.it!.fraction, count: slot.expected },
       ...(run.mode.local ? { local: { round: t, trainCount: run.trainCount } } : {}),
-      ...(run.delta ? { delta: { ...run.delta } } : {}),
+      ...(run.deltas.length ? { deltas: [...run.deltas] } : {}),
       timeoutMs,
     };
   }

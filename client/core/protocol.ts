@@ -156,6 +156,12 @@ export interface BlobRef {
   readonly bytes: number;
 }
 
+/** A weights delta blob: from the whole weights blob `fromHash` of version `from` to version `from + 1`. */
+export interface DeltaRef extends BlobRef {
+  readonly from: number;
+  readonly fromHash: string;
+}
+
 export interface TaskLease {
   readonly leaseId: string;
   /** `${jobId}:${iteration}:${partition}` */
@@ -172,8 +178,13 @@ export interface TaskLease {
   readonly sample: { readonly fraction: number; readonly count: number };
   /** local SGD (config.training.mode): the round (= iteration) and the training set's size, from which the worker rebuilds the plan (LocalSgdPlan) */
   readonly local?: { readonly round: number; readonly trainCount: number };
-  /** with a training config: the delta blob from version `from` (whole weights blob `fromHash`) to this version, when there is one (weights-delta.ts) */
-  readonly delta?: BlobRef & { readonly from: number; readonly fromHash: string };
+  /**
+   * with a training config: the delta blobs of the last few versions, oldest
+   * first, the last one ending at this version; each turns the whole weights
+   * blob `fromHash` (version `from`) into the next version's (weights-delta.ts).
+   * A worker holding one of their `from` versions applies the rest in turn.
+   */
+  readonly deltas?: readonly DeltaRef[];
   /** ms the worker has from issue to upload */
   readonly timeoutMs: number;
 }

@@ -1,23 +1,24 @@
 /**
  * A worker's copy of the published weights (weights-delta.ts) in a job with
- * a training config: it holds one version, takes the delta from it to the
- * lease's version when the lease offers one, and otherwise (it joined
- * mid-job, its version is too old, or a delta failed to apply or to hash
- * right) downloads the whole weights. Whatever it holds hashes to the
+ * a training config: it holds one version and applies the lease's deltas
+ * from it on to the lease's version when the lease reaches back to it and
+ * they weigh less than the whole blob; otherwise (it joined mid-job, its
+ * version is too old, or a delta failed to apply or to hash right) it
+ * downloads the whole weights. Whatever it holds hashes to the
  * coordinator's blob of that version.
  */
 import type { JobConfig } from './model/config.ts';
 import type { Params } from './model/params.ts';
-import { decodeWeights } from './protocol.ts';
+import { decodeWeights, type DeltaRef } from './protocol.ts';
 import { applyWeightsDelta, type HeldWeights } from './weights-delta.ts';
 
 /** Where the lease's weights can come from. */
 export interface WeightsOffer {
   readonly jobId: string;
   /** the whole blob of the version */
-  readonly weights: { readonly hash: string; readonly version: number };
-  /** a delta from version `from` (blob hash `fromHash`) to `weights.version` */
-  readonly delta?: { readonly hash: string; readonly from: number; readonly fromHash: string };
+  readonly weights: { readonly hash: string; readonly bytes: number; readonly version: number };
+  /** deltas of the last versions, oldest first, the last ending at `weights.version` */
+  readonly deltas?: readonly DeltaRef[];
 }
 
 export interface HolderStats {
@@ -52,16 +53,22 @@ export class WeightsHolder {
   async get(cfg: JobConfig, shapes: ReadonlyMap<string, readonly number[]>, offer: WeightsOffer): Promise<Params> {
     const h = this.held;
     if (h && h.jobId === offer.jobId && h.version === offer.weights.version && h.hash === offer.weights.hash) return h.params;
-    const d = offer.delta;
-    if (h && d && h.jobId === offer.jobId && h.version === d.from && h.hash === d.fromHash) {
+    // the deltas from the held version on, if the offer reaches back to it and they cost less than the whole blob
+    const chain = offer.deltas ?? [];
+    const at = h && h.jobId === offer.jobId ? chain.findIndex((d) => d.from === h.version && d.fromHash === h.hash) : -1;
+    const path = at >= 0 ? chain.slice(at) : [];
+    if (h && path.length && path.reduce((n, d) => n + d.bytes, 0) < offer.weights.bytes) {
       try {
-        const bytes = await this.fetch(d.hash, 'delta');
-        this.scratch ??= new Uint8Array(0);
-        const r = await applyWeightsDelta(cfg, shapes, h, bytes, this.scratch.length ? this.scratch : undefined);
-        if (r.held.hash !== offer.weights.hash) throw new Error(`delta gives weights ${r.held.hash.slice(0, 12)}, the lease names ${offer.weights.hash.slice(0, 12)}`);
-        this.held = { ...r.held, jobId: offer.jobId };
-        this.stats.deltasApplied++;
-        return this.held.params;
+        let cur: HeldWeights = h;
+        for (const d of path) {
+          const bytes = await this.fetch(d.hash, 'delta');
+          this.scratch ??= new Uint8Array(0);
+          cur = (await applyWeightsDelta(cfg, shapes, cur, bytes, this.scratch.length ? this.scratch : undefined)).held;
+          this.stats.deltasApplied++;
+        }
+        if (cur.hash !== offer.weights.hash) throw new Error(`deltas give weights ${cur.hash.slice(0, 12)}, the lease names ${offer.weights.hash.slice(0, 12)}`);
+        this.held = { ...cur, jobId: offer.jobId };
+        return cur.params;
       } catch {
         // the held copy may be half-updated: never use it again
         this.held = null;

@@ -121,7 +121,7 @@ describe('training modes through the coordinator', () => {
     expect(rows.length).toBe(18);
   });
 
-  it('a worker that joins mid-job, and one whose version is too old for a delta, get whole weights and continue', async () => {
+  it('a worker that joins mid-job, and one whose version is too old for the deltas on offer, get whole weights and continue', async () => {
     const cfg = parseJobConfig({ ...SMALL_JOB, name: 'join', pretrain: { epochs: 2, batchSize: 100 }, training: { mode: 'sync', up: 'f16', down: 'int8' } });
     rig = await makeRig();
     const id = await startJob(rig, cfg);
@@ -142,8 +142,8 @@ describe('training modes through the coordinator', () => {
     await waitFor(() => pausedAt === 3, 20_000, 'worker a to reach version 3');
     late = await inProcessWorker(rig, 'late', { beforeUpload: watchHeld(held, () => late!) });
     const runLate = late.start();
-    // a stays paused until the job is two versions past what it holds
-    await waitFor(() => rig!.coord.summary(id).iteration >= 6, 30_000, 'the late worker to move the job on');
+    // a stays paused until the job is further past what it holds than the deltas a lease offers (8 versions)
+    await waitFor(() => rig!.coord.summary(id).iteration >= 13, 30_000, 'the late worker to move the job on');
     a.resume();
     await Promise.all([runA, runLate]);
     await rig.coord.idle();

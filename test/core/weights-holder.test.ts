@@ -29,14 +29,17 @@ async function chainOf(n: number): Promise<{ versions: PublishedVersion[]; blobs
   return { versions, blobs };
 }
 
-async function offer(versions: PublishedVersion[], v: number): Promise<WeightsOffer> {
+/** The lease's offer at version v: whole weights, and the deltas of up to `history` versions before it. */
+async function offer(versions: PublishedVersion[], v: number, history = 1): Promise<WeightsOffer> {
   const p = versions[v]!;
-  return { jobId: 'j', weights: { hash: p.hash, version: v }, ...(p.delta ? { delta: { hash: await blobHash(p.delta), from: v - 1, fromHash: versions[v - 1]!.hash } } : {}) };
+  const deltas = [];
+  for (let u = Math.max(1, v - history + 1); u <= v; u++) deltas.push({ hash: await blobHash(versions[u]!.delta!), bytes: versions[u]!.delta!.length, from: u - 1, fromHash: versions[u - 1]!.hash });
+  return { jobId: 'j', weights: { hash: p.hash, bytes: p.blob.length, version: v }, deltas };
 }
 
 describe('worker weights holder', () => {
   it('joins with whole weights, then follows by deltas; a worker too far behind gets whole weights; what it holds hashes right', async () => {
-    const { versions, blobs } = await chainOf(6);
+    const { versions, blobs } = await chainOf(8);
     const fetched: string[] = [];
     const holder = new WeightsHolder(async (hash, kind) => {
       fetched.push(kind);
@@ -52,6 +55,25 @@ describe('worker weights holder', () => {
     expect(fetched).toEqual(['weights', 'delta', 'weights']);
     expect(holder.version).toBe(5);
     expect(holder.stats).toEqual({ wholeDownloads: 2, deltasApplied: 1, deltasRefused: 0 });
+    // two versions behind, with the lease's deltas reaching back: both applied, no whole download
+    await holder.get(cfg, shapes, await offer(versions, 7, 3));
+    expect(fetched).toEqual(['weights', 'delta', 'weights', 'delta', 'delta']);
+    expect(holder.hash).toBe(versions[7]!.hash);
+  });
+
+  it('takes whole weights when the deltas it would need weigh more than the whole blob', async () => {
+    const { versions, blobs } = await chainOf(20);
+    const fetched: string[] = [];
+    const holder = new WeightsHolder(async (hash, kind) => {
+      fetched.push(kind);
+      return blobs.get(hash)!;
+    });
+    await holder.get(cfg, shapes, await offer(versions, 1));
+    // int8 deltas of rbm0.W and out.b are about a quarter of the whole blob: 5 of them cost more
+    await holder.get(cfg, shapes, await offer(versions, 6, 8));
+    expect(fetched).toEqual(['weights', 'weights']);
+    await holder.get(cfg, shapes, await offer(versions, 8, 8));
+    expect(fetched).toEqual(['weights', 'weights', 'delta', 'delta']);
   });
 
   it('a delta that does not give the lease\'s weights (damaged held copy) is dropped for whole weights', async () => {
