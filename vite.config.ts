@@ -66,6 +66,8 @@ export default defineConfig({
   worker: { format: 'es' },
   server: {
     host: '127.0.0.1',
+    // cross-origin isolated like the coordinator serves them (coordinator/web/isolation.ts): threads need it
+    headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
     proxy: { '/api': { target: coordinator, changeOrigin: false } },
   },
 });

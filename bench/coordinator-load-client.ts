@@ -8,8 +8,8 @@
  *   node --import tsx bench/coordinator-load-client.ts URL K SECONDS
  * Prints one JSON line: {leases, results, errors, latencies: number[] (ms)}.
  */
-import { phaseTensors, tensorShapes } from '../client/core/model/params.ts';
-import { PATHS, RESULT_FORMAT, PROTOCOL_VERSION, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../client/core/protocol.ts';
+import { phaseTensors, tensorShapes } from '../core/model/params.ts';
+import { PATHS, RESULT_FORMAT, PROTOCOL_VERSION, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../core/protocol/index.ts';
 
 const [url, kArg, secondsArg] = process.argv.slice(2);
 const K = Number(kArg);

@@ -17,7 +17,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseJobConfig } from '../client/core/model/config.ts';
+import { parseJobConfig } from '../core/model/config.ts';
 import { parseFlags, startServer } from '../coordinator/server.ts';
 
 const f = parseFlags(process.argv.slice(2));

@@ -9,8 +9,8 @@
  *
  *   nice npx tsx bench/cpu-matmul.ts [--quick]
  */
-import { jsEngine, type MatmulForm } from '../client/core/cpu/index.ts';
-import { createSimdEngine } from '../client/core/cpu/simd.ts';
+import { jsEngine, type MatmulForm } from '../core/cpu/index.ts';
+import { createSimdEngine } from '../core/cpu/simd.ts';
 import { rate, tf, useTfBackend } from './cpu-tfjs.ts';
 
 const quick = process.argv.includes('--quick');

@@ -21,7 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
+import { parseJobConfig, type JobConfig } from '../core/model/config.ts';
 import { denoBinary, spawnDenoWorker } from '../coordinator/cli/main.ts';
 import { parseFlags, startServer } from '../coordinator/server.ts';
 import { runInProcess, type InProcessRun } from './in-process.ts';

@@ -8,8 +8,8 @@
  *
  *   nice npx tsx bench/finetune-throughput.ts [--quick]
  */
-import type { DenseLayer } from '../client/core/backend.ts';
-import { createCpuBackend } from '../client/core/cpu/index.ts';
+import type { DenseLayer } from '../core/backend.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
 import { rateAsync, tf, useTfBackend } from './cpu-tfjs.ts';
 
 const quick = process.argv.includes('--quick');

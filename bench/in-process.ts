@@ -5,9 +5,9 @@
  *
  *   deno run -A bench/in-process.ts JOB.json MNIST_DIR   -> one JSON line
  */
-import { createCpuBackend } from '../client/core/cpu/index.ts';
-import { parseJobConfig, type JobConfig } from '../client/core/model/config.ts';
-import { subset } from '../datasets/dataset.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
+import { parseJobConfig, type JobConfig } from '../core/model/config.ts';
+import { subset } from '../core/dataset.ts';
 import { loadMnist } from '../datasets/mnist.ts';
 import { Trainer } from '../coordinator/trainer.ts';
 

@@ -3,7 +3,7 @@
  * (CPU backend): wall time, test error, and the bytes that crossed the
  * coordinator per trained example (result bodies in, blobs out: weights,
  * deltas, partitions; IterationMetricsRow.bytesIn / bytesOut), for today's
- * sync fp32 mode and the modes of client/core/model/training.ts.
+ * sync fp32 mode and the modes of core/model/training.ts.
  *
  *   nice npx tsx bench/modes-grid.ts [--workers 2] [--train 6000] [--layers 784,200,10] [--partitions 8] [--finetune-epochs 5] [--H 20] [--only 0,3]
  *
@@ -15,8 +15,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_JOB, parseJobConfig } from '../client/core/model/config.ts';
-import { describeTraining } from '../client/core/model/training.ts';
+import { DEFAULT_JOB, parseJobConfig } from '../core/model/config.ts';
+import { describeTraining } from '../core/model/training.ts';
 import { spawnDenoWorker } from '../coordinator/cli/main.ts';
 import { parseFlags, startServer } from '../coordinator/server.ts';
 

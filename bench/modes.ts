@@ -2,7 +2,7 @@
  * Training modes at equal examples, in process: test error and the bytes a
  * grid would move per trained example (results up, weights down, one worker
  * per task; Trainer.traffic), for today's sync fp32 mode and the local-SGD
- * and compressed modes (client/core/model/training.ts).
+ * and compressed modes (core/model/training.ts).
  *
  *   nice npx tsx bench/modes.ts [--quick] [--train N] [--layers 784,500,500,2000,10] [--partitions P] [--finetune-epochs E] [--H 50]
  *       [--local-epochs-scale S]   (local-SGD variants train S times the epochs, with the learning-rate decay and momentum
@@ -10,9 +10,9 @@
  *       [--only 0,4]               (variants by index)
  */
 import { parseArgs } from 'node:util';
-import { createCpuBackend } from '../client/core/cpu/index.ts';
-import { DEFAULT_JOB, parseJobConfig } from '../client/core/model/config.ts';
-import { subset } from '../datasets/dataset.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
+import { DEFAULT_JOB, parseJobConfig } from '../core/model/config.ts';
+import { subset } from '../core/dataset.ts';
 import { loadMnist } from '../datasets/mnist.ts';
 import { evaluate, Trainer } from '../coordinator/trainer.ts';
 

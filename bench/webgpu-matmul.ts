@@ -25,7 +25,7 @@ import {
   type MatmulForm,
   type MatmulTile,
   type MatmulTuning,
-} from '../client/core/webgpu/index.ts';
+} from '../core/webgpu/index.ts';
 
 // Deno's globals, typed here so the repository's tsc (which has no Deno types) checks this file too.
 const Deno = (globalThis as unknown as { Deno: { args: string[]; env: { get(k: string): string | undefined }; cwd(): string; exit(code: number): never } }).Deno;

@@ -9,9 +9,9 @@
  * device, as across the tasks of one iteration) and without one (weights sent
  * with every task). Each figure: the median of 5 rounds of repeated tasks.
  */
-import type { ComputeBackend, DenseLayer, RbmLayer } from '../client/core/backend.ts';
-import { createCpuBackend } from '../client/core/cpu/index.ts';
-import { createWebGpuBackend } from '../client/core/webgpu/index.ts';
+import type { ComputeBackend, DenseLayer, RbmLayer } from '../core/backend.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
+import { createWebGpuBackend } from '../core/webgpu/index.ts';
 
 const Deno = (globalThis as unknown as { Deno: { args: string[] } }).Deno;
 const args = Deno.args;

@@ -2,23 +2,25 @@
  * Serves the coordinator over HTTP with @hono/node-server:
  *   tsx coordinator/server.ts [--port 8080] [--host 0.0.0.0] [--data .tessera] [--admin-token T]
  *     [--job config.json] [--start] [--lease-timeout-ms N] [--heartbeat-ms N] [--worker-timeout-ms N]
- *     [--aggregator flat|tree] [--fan-in F] [--norm-bound B]
+ *     [--aggregator flat|tree] [--fan-in F] [--norm-bound B]   (cli/server-flags.ts; --help)
  * Opens (or resumes) the state in the data folder; a job that was running
  * when the process died resumes from its last checkpoint. The admin token is
  * created at the first start and printed once.
  */
 import { serve, type ServerType } from '@hono/node-server';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createCpuBackend } from '../client/core/cpu/index.ts';
-import type { JobConfig } from '../client/core/model/config.ts';
-import { subset } from '../datasets/dataset.ts';
+import { createCpuBackend } from '../core/cpu/index.ts';
+import type { JobConfig } from '../core/model/config.ts';
+import { subset } from '../core/dataset.ts';
 import { loadMnist, type Mnist } from '../datasets/mnist.ts';
-import { createApp } from './app.ts';
-import type { RateLimitOptions } from './rate-limit.ts';
+import { createApp } from './http/app.ts';
+import { readJobFile, runCli } from './cli/run-cli.ts';
+import { parseServerFlags, SERVER_USAGE } from './cli/server-flags.ts';
+import type { RateLimitOptions } from './http/middleware/rate-limit.ts';
 import { ensureAdminToken } from './auth.ts';
-import { Coordinator, type CoordinatorOptions, type TrainTestData } from './coordinator.ts';
+import { Coordinator, type CoordinatorOptions, type TrainTestData } from './engine/coordinator.ts';
 
 export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir' | 'loadData'>> {
   readonly port?: number;
@@ -103,6 +105,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 }
 
+/**
+ * Loose flags for the benches (bench/*.ts): `--name value` or a bare `--name`
+ * (true). The CLIs parse strictly (cli/server-flags.ts and its siblings).
+ */
 function flags(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
   for (let i = 0; i < argv.length; i++) {
@@ -117,25 +123,28 @@ function flags(argv: string[]): Record<string, string | true> {
 export { flags as parseFlags };
 
 async function main(): Promise<void> {
-  const f = flags(process.argv.slice(2));
-  const num = (k: string): number | undefined => (typeof f[k] === 'string' ? Number(f[k]) : undefined);
+  const f = parseServerFlags(process.argv.slice(2));
+  if (f.help) {
+    console.log(SERVER_USAGE);
+    return;
+  }
+  const cfg = f.job === undefined ? undefined : readJobFile(f.job);
   (await import('./web/serve.ts')).ensureWebBuilt((l) => console.log(`[coordinator] ${l}`)); // [web] build dist/web/ if missing
   const srv = await startServer({
-    port: num('port') ?? 8080,
-    host: typeof f.host === 'string' ? f.host : '127.0.0.1',
-    dataDir: typeof f.data === 'string' ? f.data : '.tessera',
-    adminToken: typeof f['admin-token'] === 'string' ? f['admin-token'] : undefined,
-    leaseTimeoutMs: num('lease-timeout-ms'),
-    heartbeatMs: num('heartbeat-ms'),
-    workerTimeoutMs: num('worker-timeout-ms'),
-    normBoundPerExample: num('norm-bound'),
-    aggregator: f.aggregator === 'flat' ? 'flat' : 'tree',
-    fanIn: num('fan-in'),
-  } as ServerOptions);
+    port: f.port,
+    host: f.host,
+    dataDir: f.dataDir,
+    adminToken: f.adminToken,
+    leaseTimeoutMs: f.leaseTimeoutMs,
+    heartbeatMs: f.heartbeatMs,
+    workerTimeoutMs: f.workerTimeoutMs,
+    normBoundPerExample: f.normBoundPerExample,
+    aggregator: f.aggregator,
+    fanIn: f.fanIn,
+  });
   console.log(`[coordinator] listening on ${srv.url}`);
   if (srv.createdAdminToken) console.log(`[coordinator] admin token (shown once, stored hashed): ${srv.createdAdminToken}`);
-  if (typeof f.job === 'string') {
-    const cfg = JSON.parse(readFileSync(f.job, 'utf8')) as unknown;
+  if (cfg !== undefined) {
     const job = await srv.coord.createJob(cfg);
     console.log(`[coordinator] created job ${job.id} (${job.totalIterations} iterations)`);
     if (f.start) await srv.coord.action(job.id, 'start');
@@ -147,4 +156,4 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) runCli(main);

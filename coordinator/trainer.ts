@@ -14,20 +14,20 @@
  * optimizer's update. Without one, the synchronous path below is unchanged.
  */
 import { createHash } from 'node:crypto';
-import type { ComputeBackend } from '../client/core/backend.ts';
-import type { JobConfig } from '../client/core/model/config.ts';
-import { MomentumSgd } from '../client/core/model/optimizer.ts';
-import { initParams, mlpLayers, phaseTensors, tensorShapes, type Params } from '../client/core/model/params.ts';
-import { TrainingPlan, type IterationPlan } from '../client/core/model/plan.ts';
-import { sampleRange } from '../client/core/rng.ts';
-import { computeTask, toUnit, type ExampleBatch, type TaskResult } from '../client/core/task.ts';
-import type { Checkpoint } from './checkpoint.ts';
-import { roundTrip, taskSeed } from '../client/core/encoded-tensors.ts';
-import { computeLocalTask } from '../client/core/local-sgd.ts';
-import { OuterOptimizer } from '../client/core/model/outer.ts';
-import { LocalSgdPlan, trainingOf, type RoundPlan, type TrainingConfig } from '../client/core/model/training.ts';
-import { WeightsChain, type PublishedVersion } from '../client/core/weights-delta.ts';
-import { parseSafetensors } from '../client/core/safetensors.ts';
+import type { ComputeBackend } from '../core/backend.ts';
+import type { JobConfig } from '../core/model/config.ts';
+import { MomentumSgd } from '../core/model/optimizer.ts';
+import { OuterOptimizer } from '../core/model/outer.ts';
+import { initParams, mlpLayers, phaseTensors, tensorShapes, type Params } from '../core/model/params.ts';
+import { TrainingPlan, type IterationPlan } from '../core/model/plan.ts';
+import { LocalSgdPlan, trainingOf, type RoundPlan, type TrainingConfig } from '../core/model/training.ts';
+import { computeLocalTask } from '../core/local-sgd.ts';
+import { roundTrip, taskSeed } from '../core/protocol/encoded-tensors.ts';
+import { WeightsChain, type PublishedVersion } from '../core/protocol/weights-delta.ts';
+import { sampleRange } from '../core/rng.ts';
+import { parseSafetensors } from '../core/safetensors.ts';
+import { addGrads, addResults, computeTask, toUnit, type ExampleBatch, type TaskResult } from '../core/task.ts';
+import type { Checkpoint } from './engine/checkpoint.ts';
 
 /** Images and labels, N x dim uint8 pixels. */
 export interface LabeledImages {
@@ -69,16 +69,6 @@ export function gatherBatch(data: LabeledImages, ids: Uint32Array): ExampleBatch
     labels[i] = data.labels[e]!;
   }
   return { pixels, labels, ids, dim: D };
-}
-
-/** Adds b into a, tensor by tensor (a is modified). */
-export function addResults(a: TaskResult, b: TaskResult): TaskResult {
-  for (const [name, g] of b.grads) {
-    const acc = a.grads.get(name);
-    if (!acc || acc.length !== g.length) throw new Error(`cannot add gradient "${name}": shapes differ`);
-    for (let i = 0; i < g.length; i++) acc[i] = acc[i]! + g[i]!;
-  }
-  return { grads: a.grads, loss: a.loss + b.loss, correct: a.correct + b.correct, count: a.count + b.count };
 }
 
 /** Test error, mean cross-entropy and the confusion matrix of the MLP; yields to the event loop between batches. */
@@ -254,7 +244,7 @@ export class Trainer {
       this.traffic.up += sent.bytes;
       this.traffic.down += this.downBytes();
       if (!sum) sum = delta;
-      else for (const [n, d] of delta) addInto(sum.get(n)!, d);
+      else addGrads(sum, delta);
       loss += r.loss;
       correct += r.correct;
       count += r.count;
@@ -301,6 +291,3 @@ function deltaBytes(v: PublishedVersion): number {
   return spans.reduce((n, s) => n + s.end - s.begin, 0);
 }
 
-function addInto(a: Float32Array, b: Float32Array): void {
-  for (let i = 0; i < a.length; i++) a[i] = a[i]! + b[i]!;
-}

@@ -8,7 +8,7 @@
  * dimensions and the exact length, and throws DatasetError naming the file,
  * what it expected and what it found. Runtime-neutral (no node: imports).
  */
-import { DatasetError, type Dataset } from './dataset.ts';
+import { DatasetError, type Dataset } from '../core/dataset.ts';
 
 export type IdxType = 'u8' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64';
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;

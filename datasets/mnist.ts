@@ -18,7 +18,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { DatasetError, labelHistogram, subset, type Dataset } from './dataset.ts';
+import { DatasetError, labelHistogram, subset, type Dataset } from '../core/dataset.ts';
 import { pairImagesLabels, parseIdxImages, parseIdxLabels } from './idx.ts';
 
 export type MnistSource = 'auto' | 'dir' | 'package' | 'download';

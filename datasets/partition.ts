@@ -1,44 +1,11 @@
 /**
  * Partitions: a Dataset cut into P contiguous ranges of examples (the ranges
- * of partitionRange, shared with the training plan), each shipped to workers
- * as one immutable, content-addressed blob. Runtime-neutral: the coordinator
- * encodes, Deno and browser workers decode.
- *
- * Blob layout, little-endian, version 1 (N = count, D = dim):
- *   0  4  magic "TSPT"
- *   4  4  u32 format version
- *   8  4  u32 partition index
- *  12  4  u32 lo, the first global example index
- *  16  4  u32 hi, one past the last (hi - lo = N)
- *  20  4  u32 N
- *  24  4  u32 D
- *  28 ND  u8 pixels, example after example
- *  .. N   u8 labels
+ * of partitionRange, shared with the training plan). Each is shipped to
+ * workers as one blob in the format of core/protocol/partition.ts.
  */
-import { partitionRange } from '../client/core/model/plan.ts';
-import type { ExampleBatch } from '../client/core/task.ts';
-import { checkDataset, DatasetError, type Dataset } from './dataset.ts';
-
-export const PARTITION_MAGIC = 'TSPT';
-export const PARTITION_VERSION = 1;
-export const PARTITION_HEADER_BYTES = 28;
-
-/** One partition: examples [lo, hi) of the training set. */
-export interface Partition {
-  readonly index: number;
-  /** first global example index */
-  readonly lo: number;
-  /** one past the last global example index */
-  readonly hi: number;
-  /** N = hi - lo */
-  readonly count: number;
-  /** D, pixels per example */
-  readonly dim: number;
-  /** N x D pixel intensities 0..255 */
-  readonly pixels: Uint8Array;
-  /** N labels */
-  readonly labels: Uint8Array;
-}
+import { partitionRange } from '../core/model/plan.ts';
+import { checkDataset, type Dataset } from '../core/dataset.ts';
+import type { Partition } from '../core/protocol/partition.ts';
 
 /** Partition p of `parts` (memory shared with ds). */
 export function cutPartition(ds: Dataset, parts: number, p: number): Partition {
@@ -60,92 +27,4 @@ export function cutPartition(ds: Dataset, parts: number, p: number): Partition {
 export function partitionDataset(ds: Dataset, parts: number): Partition[] {
   checkDataset(ds);
   return Array.from({ length: parts }, (_, p) => cutPartition(ds, parts, p));
-}
-
-function checkU32(name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new DatasetError(`partition ${name} ${v} is not a u32`);
-}
-
-/** The partition as one blob (header, pixels, labels). */
-export function encodePartition(part: Partition): Uint8Array {
-  const { index, lo, hi, count, dim } = part;
-  for (const [k, v] of Object.entries({ index, lo, hi, count, dim })) checkU32(k, v);
-  if (hi - lo !== count) throw new DatasetError(`partition ${index}: [${lo}, ${hi}) holds ${hi - lo} examples, count says ${count}`);
-  if (part.pixels.length !== count * dim || part.labels.length !== count) {
-    throw new DatasetError(
-      `partition ${index}: ${part.pixels.length} pixels and ${part.labels.length} labels, expected ${count * dim} and ${count}`,
-    );
-  }
-  const out = new Uint8Array(PARTITION_HEADER_BYTES + count * dim + count);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < 4; i++) out[i] = PARTITION_MAGIC.charCodeAt(i);
-  [PARTITION_VERSION, index, lo, hi, count, dim].forEach((v, i) => view.setUint32(4 + 4 * i, v, true));
-  out.set(part.pixels, PARTITION_HEADER_BYTES);
-  out.set(part.labels, PARTITION_HEADER_BYTES + count * dim);
-  return out;
-}
-
-/**
- * Decodes and validates a partition blob (untrusted bytes); pixels and labels
- * are views into `bytes`. `name` prefixes error messages.
- */
-export function decodePartition(bytes: Uint8Array, name = 'partition blob'): Partition {
-  const fail = (msg: string): never => {
-    throw new DatasetError(`${name}: ${msg}`);
-  };
-  if (bytes.length < PARTITION_HEADER_BYTES) {
-    fail(`truncated: ${bytes.length} bytes, expected at least the ${PARTITION_HEADER_BYTES}-byte header`);
-  }
-  const magic = String.fromCharCode(bytes[0]!, bytes[1]!, bytes[2]!, bytes[3]!);
-  if (magic !== PARTITION_MAGIC) {
-    fail(`wrong magic ${JSON.stringify(magic)}, expected "${PARTITION_MAGIC}": not a Tessera partition (an error page?)`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const [version, index, lo, hi, count, dim] = [0, 1, 2, 3, 4, 5].map((i) => view.getUint32(4 + 4 * i, true)) as [
-    number, number, number, number, number, number,
-  ];
-  if (version !== PARTITION_VERSION) {
-    fail(`format version ${version}, this build reads version ${PARTITION_VERSION}; update the worker or the coordinator`);
-  }
-  if (hi < lo || hi - lo !== count) fail(`inconsistent header: range [${lo}, ${hi}) but count ${count}`);
-  const need = PARTITION_HEADER_BYTES + count * dim + count;
-  if (bytes.length < need) fail(`truncated: ${bytes.length} bytes, ${count} examples of ${dim} pixels need ${need}`);
-  if (bytes.length > need) fail(`${bytes.length - need} trailing bytes after the ${need} the header accounts for`);
-  const at = PARTITION_HEADER_BYTES;
-  return {
-    index,
-    lo,
-    hi,
-    count,
-    dim,
-    pixels: bytes.subarray(at, at + count * dim),
-    labels: bytes.subarray(at + count * dim, need),
-  };
-}
-
-/** SHA-256 of the blob as lowercase hex, its content address (Web Crypto: Node 20, Deno, browsers). */
-export async function partitionHash(bytes: Uint8Array): Promise<string> {
-  // Web Crypto takes ArrayBuffer-backed views only; copy one backed by a SharedArrayBuffer.
-  const data = bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : bytes.slice();
-  const digest = await crypto.subtle.digest('SHA-256', data);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/** The examples with the given global ids, copied out of the partition in the given order. */
-export function batchFromPartition(part: Partition, ids: Uint32Array | readonly number[]): ExampleBatch {
-  const B = ids.length;
-  const { dim } = part;
-  const pixels = new Uint8Array(B * dim);
-  const labels = new Uint8Array(B);
-  const out = Uint32Array.from(ids);
-  for (let b = 0; b < B; b++) {
-    const id = ids[b]!;
-    if (!Number.isInteger(id) || id < part.lo || id >= part.hi || out[b] !== id) {
-      throw new DatasetError(`example ${id} is not in partition ${part.index}, which holds [${part.lo}, ${part.hi})`);
-    }
-    const i = id - part.lo;
-    pixels.set(part.pixels.subarray(i * dim, (i + 1) * dim), b * dim);
-    labels[b] = part.labels[i]!;
-  }
-  return { pixels, labels, ids: out, dim };
 }

@@ -1,51 +1,104 @@
 /**
- * Builds the CPU backend's WebAssembly SIMD kernels:
- *   client/core/cpu/assembly/simd.as.ts -> client/core/cpu/simd-wasm.generated.ts
- * (the bytes base64-encoded in a TS module, so every runtime loads them
- * without fetch or fs). Run `npm run build:wasm` after editing the source;
+ * Builds the WebAssembly SIMD kernels from their AssemblyScript sources into
+ * TS modules that hold the bytes base64-encoded (so every runtime loads them
+ * without fetch or fs):
+ *   core/cpu/assembly/simd.as.ts -> core/cpu/simd-wasm.generated.ts
+ *       (the CPU backend's matmul, one thread, its own memory)
+ *   core/cpu/assembly/simd.as.ts -> core/cpu/simd-shared-wasm.generated.ts
+ *       (the same kernels over an imported shared memory: the threaded engine)
+ *   coordinator/aggregate/assembly/add.as.ts -> coordinator/aggregate/add-wasm.generated.ts
+ *       (the aggregation summer's add, over an imported memory)
+ * Run `npm run build:wasm` after editing a source;
  * test/core/cpu/wasm-build.test.ts fails if the committed bytes drift.
  *
- * Build-time Node code: it lives outside client/core, which stays
+ * Build-time Node code: it lives outside core, which stays
  * runtime-neutral.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import asc from 'assemblyscript/asc';
 
 const root = new URL('../', import.meta.url);
-export const SOURCE = fileURLToPath(new URL('client/core/cpu/assembly/simd.as.ts', root));
-export const GENERATED = fileURLToPath(new URL('client/core/cpu/simd-wasm.generated.ts', root));
+const at = (p: string): string => fileURLToPath(new URL(p, root));
+
+/** One AssemblyScript source compiled with one set of flags into one generated module. */
+export interface WasmTarget {
+  readonly source: string;
+  readonly generated: string;
+  /** the generated module's exported constant */
+  readonly constant: string;
+  readonly flags: readonly string[];
+}
+
+export const SOURCE = at('core/cpu/assembly/simd.as.ts');
+export const GENERATED = at('core/cpu/simd-wasm.generated.ts');
 export const ASC_FLAGS = ['-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd'];
 
-/** Compiles the kernels and returns the bytes and the generated module's text. */
-export async function buildSimdWasm(): Promise<{ wasm: Uint8Array; moduleText: string }> {
-  const source = await readFile(SOURCE, 'utf8');
+/**
+ * Pages the shared kernels' memory may grow to (4 GiB, what a one-thread
+ * module may reach too); the host creates the memory and may ask for less.
+ */
+export const SHARED_MAX_PAGES = 65536;
+
+export const TARGETS = {
+  simd: { source: SOURCE, generated: GENERATED, constant: 'SIMD_WASM_BASE64', flags: ASC_FLAGS },
+  simdShared: {
+    source: SOURCE,
+    generated: at('core/cpu/simd-shared-wasm.generated.ts'),
+    constant: 'SIMD_SHARED_WASM_BASE64',
+    flags: [
+      ...ASC_FLAGS, '--enable', 'threads', '--importMemory', '--noExportMemory', '--sharedMemory',
+      '--initialMemory', '1', '--maximumMemory', String(SHARED_MAX_PAGES),
+    ],
+  },
+  aggregateAdd: {
+    source: at('coordinator/aggregate/assembly/add.as.ts'),
+    generated: at('coordinator/aggregate/add-wasm.generated.ts'),
+    constant: 'ADD_WASM_BASE64',
+    flags: [...ASC_FLAGS, '--importMemory', '--noExportMemory'],
+  },
+} as const satisfies Record<string, WasmTarget>;
+
+/** Compiles one target and returns the bytes and the generated module's text. */
+export async function buildWasm(target: WasmTarget): Promise<{ wasm: Uint8Array; moduleText: string }> {
+  const source = await readFile(target.source, 'utf8');
+  const name = basename(target.source);
   let wasm: Uint8Array | null = null;
   const errors: string[] = [];
-  const { error } = await asc.main(['simd.as.ts', ...ASC_FLAGS, '-o', 'simd.wasm'], {
-    readFile: (name) => (name === 'simd.as.ts' ? source : null),
-    writeFile: (name, contents) => {
-      if (name.endsWith('simd.wasm') && typeof contents !== 'string') wasm = contents;
+  const { error } = await asc.main([name, ...target.flags, '-o', 'out.wasm'], {
+    readFile: (file) => (file === name ? source : null),
+    writeFile: (file, contents) => {
+      if (file.endsWith('out.wasm') && typeof contents !== 'string') wasm = contents;
     },
     listFiles: () => [],
     stdout: { write: () => true } as never,
     stderr: { write: (s: string) => (errors.push(String(s)), true) } as never,
   });
-  if (error || !wasm) throw new Error(`asc failed on ${SOURCE}: ${error?.message ?? 'no output'}\n${errors.join('')}`);
+  if (error || !wasm) throw new Error(`asc failed on ${target.source}: ${error?.message ?? 'no output'}\n${errors.join('')}`);
   const bytes: Uint8Array = wasm;
   const b64 = Buffer.from(bytes).toString('base64');
   const lines = b64.match(/.{1,100}/g) ?? [];
+  // the source relative to the generated module, so moving both together changes nothing
+  const from = relative(dirname(target.generated), target.source);
   const moduleText =
-    `// Generated by \`npm run build:wasm\` (scripts/build-wasm.ts) from assembly/simd.as.ts\n` +
-    `// with asc ${ASC_FLAGS.join(' ')}; do not edit. ${bytes.length} bytes.\n` +
-    `export const SIMD_WASM_BASE64 =\n` +
+    `// Generated by \`npm run build:wasm\` (scripts/build-wasm.ts) from ${from}\n` +
+    `// with asc ${target.flags.join(' ')}; do not edit. ${bytes.length} bytes.\n` +
+    `export const ${target.constant} =\n` +
     lines.map((l) => `  '${l}'`).join(' +\n') +
     ';\n';
   return { wasm: bytes, moduleText };
 }
 
+/** The one-thread CPU kernels (the build test's original target). */
+export function buildSimdWasm(): Promise<{ wasm: Uint8Array; moduleText: string }> {
+  return buildWasm(TARGETS.simd);
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { wasm, moduleText } = await buildSimdWasm();
-  await writeFile(GENERATED, moduleText);
-  console.log(`wrote ${GENERATED} (${wasm.length} bytes of wasm)`);
+  for (const target of Object.values(TARGETS)) {
+    const { wasm, moduleText } = await buildWasm(target);
+    await writeFile(target.generated, moduleText);
+    console.log(`wrote ${target.generated} (${wasm.length} bytes of wasm)`);
+  }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every suite (type-check, Vitest — which drives the browser and end-to-end
+// Runs every suite (type-checks by tsc and deno check, Vitest — which drives the browser and end-to-end
 // tests too — and Deno's own tests) and ends with one line: "N passed, N failed".
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -25,6 +25,11 @@ function run(cmd, argv, opts = {}) {
 // 1. Type-check (counts as one check).
 const tsc = run('node_modules/.bin/tsc', ['-p', 'tsconfig.json']);
 if (tsc.status === 0) passed++;
+else failed++;
+
+// 1b. Type-check the Deno worker with Deno's own types (tsc leaves client/deno out: it has no Deno types).
+const dc = run('node_modules/.bin/deno', ['check', 'client/deno/worker.ts', 'client/deno/disk-cache.ts'], { env: { ...process.env, NO_COLOR: '1' } });
+if (dc.status === 0) passed++;
 else failed++;
 
 // 2. Vitest, with a JSON report for the totals.

@@ -1,5 +1,5 @@
 /**
- * Writes client/core/webgpu/shaders.gen.ts from shaders/*.wgsl.
+ * Writes core/webgpu/shaders.gen.ts from shaders/*.wgsl.
  * Run: `node_modules/.bin/tsx shaders/generate.ts` or `node_modules/.bin/deno run -A shaders/generate.ts`.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -45,7 +45,7 @@ override BK: u32 = 16u;
 override SHARED: bool = true;
 // The register block. WGSL sizes function-scope arrays with const expressions
 // only, so these two are consts that the backend specialises in the source
-// (client/core/webgpu/gpu.ts, `consts`); both must be multiples of 4. Loops
+// (core/webgpu/gpu.ts, `consts`); both must be multiples of 4. Loops
 // marked `// unroll` are unrolled there too, so the accumulators are indexed
 // by constants and stay in registers.
 const TM: u32 = 4u;

@@ -3,7 +3,7 @@
 // for real GPUs. rng.wgsl and matmul_common.wgsl are prepended by the backend.
 //
 // Shapes: as matmul.wgsl, and the dimension that is contiguous in memory for
-// each operand must be a multiple of 4 (client/core/webgpu/kernels.ts checks
+// each operand must be a multiple of 4 (core/webgpu/kernels.ts checks
 // this and uses matmul.wgsl otherwise):
 //   FORM 0 (nn): K % 4 == 0 (rows of A), N % 4 == 0 (rows of B)
 //   FORM 1 (tn): M % 4 == 0 (rows of A), N % 4 == 0 (rows of B)

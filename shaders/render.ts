@@ -1,12 +1,12 @@
 /**
  * Renders shaders/*.wgsl as one runtime-neutral TypeScript module of strings
- * (client/core/webgpu/shaders.gen.ts), so Deno, browsers, Web Workers and Node
+ * (core/webgpu/shaders.gen.ts), so Deno, browsers, Web Workers and Node
  * all load the WGSL the same way, through a plain import. Pure: no file access,
  * so a test can check that the committed module matches the .wgsl files.
  */
 
 /** The generated module's path, relative to the repository root. */
-export const GENERATED_PATH = 'client/core/webgpu/shaders.gen.ts';
+export const GENERATED_PATH = 'core/webgpu/shaders.gen.ts';
 
 /** files: base name without ".wgsl" -> source text. */
 export function renderShaderModule(files: ReadonlyMap<string, string>): string {

@@ -1,4 +1,4 @@
-// rng: the counter-based hash of client/core/rng.ts, written identically in WGSL.
+// rng: the counter-based hash of core/rng.ts, written identically in WGSL.
 // A library, not a kernel: no bindings, no entry point, no workgroup size. The
 // backend prepends it to kernels that draw random numbers (matmul's sampling
 // epilogue). All arithmetic is on u32 with wrapping multiplication.

@@ -4,11 +4,15 @@
  * the volunteer's controls, so the page stays responsive while it computes.
  *
  * URL parameters (for links and tests): `backend=auto|webgpu|cpu`,
- * `name=...` (shown on the admin page), `autostart=1`, `coordinator=URL`
- * (default: this page's origin).
+ * `threads=N` (CPU backend threads), `name=...` (shown on the admin page),
+ * `autostart=1`, `coordinator=URL` (default: this page's origin).
+ *
+ * Several CPU threads need a cross-origin isolated page (the coordinator
+ * sends COOP/COEP, coordinator/web/isolation.ts); where it is not, the
+ * setting is fixed at one thread and says why.
  */
 import * as Comlink from 'comlink';
-import { PATHS, WORKER_HEADER, type PublicStatus } from '../core/protocol.ts';
+import { PATHS, WORKER_HEADER, type PublicStatus } from '../../core/protocol/index.ts';
 import type { BackendChoice, DonorApi, DonorSnapshot } from './donor-api.ts';
 import { drawFilters } from './filters.ts';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.ts';
@@ -39,6 +43,8 @@ const ui = {
   throttleValue: $('throttle-value'),
   hiddenPause: $<HTMLInputElement>('hidden-pause'),
   backend: $<HTMLSelectElement>('backend'),
+  threads: $<HTMLInputElement>('threads'),
+  threadsHint: $('threads-hint'),
   backendName: $('backend-name'),
   adapter: $('adapter'),
   fallback: $('fallback'),
@@ -61,6 +67,23 @@ ui.hiddenPause.checked = store?.getItem('tessera.hiddenPause') === '1';
 const backendParam = params.get('backend');
 if (backendParam === 'auto' || backendParam === 'webgpu' || backendParam === 'cpu') ui.backend.value = backendParam;
 else ui.backend.value = store?.getItem('tessera.backend') ?? 'auto';
+
+// CPU threads: the browser's cores by default (at most 64), one where memory cannot be shared.
+const cores = Math.max(1, Math.min(64, navigator.hardwareConcurrency || 1));
+ui.threads.max = String(cores);
+if (!crossOriginIsolated) {
+  ui.threads.value = '1';
+  ui.threads.disabled = true;
+  ui.threadsHint.textContent = 'One CPU thread: this page is not cross-origin isolated, so its threads cannot share memory.';
+} else {
+  const wanted = Number(params.get('threads') ?? store?.getItem('tessera.threads') ?? cores);
+  ui.threads.value = String(Number.isInteger(wanted) && wanted >= 1 ? Math.min(wanted, cores) : cores);
+}
+
+function threadCount(): number {
+  const n = Number(ui.threads.value);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, cores) : 1;
+}
 
 const worker = new Worker(new URL('./donor.worker.ts', import.meta.url), { type: 'module', name: 'tessera-donor' });
 const api = Comlink.wrap<DonorApi>(worker);
@@ -106,6 +129,7 @@ function render(s: DonorSnapshot): void {
   ui.pause.textContent = s.state === 'paused' ? 'Resume' : 'Pause';
   ui.stop.disabled = !active;
   ui.backend.disabled = active;
+  ui.threads.disabled = active || !crossOriginIsolated;
 
   ui.backendName.textContent = s.backend === 'webgpu' ? 'WebGPU' : s.backend === 'cpu' ? 'CPU' : '—';
   ui.backendName.dataset.backend = s.backend ?? '';
@@ -164,9 +188,12 @@ async function start(): Promise<void> {
   filtersVersion = null;
   const backend = ui.backend.value as BackendChoice;
   store?.setItem('tessera.backend', backend);
+  const threads = threadCount();
+  ui.threads.value = String(threads);
+  if (crossOriginIsolated) store?.setItem('tessera.threads', String(threads));
   const name = params.get('name') ?? `browser-${Math.random().toString(36).slice(2, 8)}`;
   try {
-    render(await api.start({ coordinator, backend, name, throttle: throttleShare() }));
+    render(await api.start({ coordinator, backend, name, throttle: throttleShare(), threads }));
     setTimeout(() => void refreshGrid(), 1500);
   } catch (e) {
     showError(e instanceof Error ? e.message : String(e));

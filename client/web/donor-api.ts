@@ -1,12 +1,13 @@
 /**
  * What the donate page asks of its Web Worker, over Comlink. The worker
- * (donor.worker.ts) runs the worker core (client/core/worker.ts) so the page
+ * (donor.worker.ts) runs the worker core (client/worker/worker.ts) so the page
  * never blocks on compute; the page only renders snapshots and sends controls.
  */
-import type { BackendKind } from '../core/backend.ts';
+import type { BackendKind } from '../../core/backend.ts';
+import type { BackendChoice } from '../../core/pick-backend.ts';
 import type { FilterTiles } from './filters.ts';
 
-export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+export type { BackendChoice };
 
 export interface DonorOptions {
   /** the coordinator's origin, e.g. "http://127.0.0.1:8080" (the page's own origin by default) */
@@ -16,6 +17,11 @@ export interface DonorOptions {
   readonly name: string;
   /** share of wall time spent computing, (0, 1] */
   readonly throttle: number;
+  /**
+   * threads for the CPU backend, 1..64 (one thread where the page is not
+   * cross-origin isolated; the snapshot's adapter says how many run)
+   */
+  readonly threads: number;
 }
 
 /**

@@ -1,21 +1,22 @@
 /// <reference lib="webworker" />
 /**
  * The donate page's dedicated Web Worker: picks a compute backend (WebGPU
- * when the browser has a usable adapter, else the CPU backend), runs the
- * worker core (GridWorker, client/core/worker.ts) with the IndexedDB cache,
+ * on a real GPU, else the CPU backend; core/pick-backend.ts), runs the
+ * worker core (GridWorker, client/worker/worker.ts) with the IndexedDB cache,
  * and exposes DonorApi to the page over Comlink. It turns the core's events
  * into snapshots for the page, and draws the filters from the weights blob
  * the core already fetched.
  */
 import * as Comlink from 'comlink';
-import type { ComputeBackend } from '../core/backend.ts';
-import { createCpuBackend } from '../core/cpu/index.ts';
-import { tensorShapes } from '../core/model/params.ts';
-import { phaseName } from '../core/model/plan.ts';
-import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../core/protocol.ts';
-import { createWebGpuBackend } from '../core/webgpu/index.ts';
-import { GridWorker, type FetchLike, type WorkerEvent } from '../core/worker.ts';
-import type { BackendChoice, DonorApi, DonorOptions, DonorSnapshot, DonorState } from './donor-api.ts';
+import type { ComputeBackend } from '../../core/backend.ts';
+import { pickBackend, type BackendChoice, type PickedBackend } from '../../core/pick-backend.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { phaseName } from '../../core/model/plan.ts';
+import { decodeWeights, PATHS, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
+import { createWebGpuBackend } from '../../core/webgpu/index.ts';
+import { GridWorker, type FetchLike, type WorkerEvent } from '../worker/worker.ts';
+import type { DonorApi, DonorOptions, DonorSnapshot, DonorState } from './donor-api.ts';
 import { extractFilters, type FilterTiles } from './filters.ts';
 import { BrowserBlobCache } from './idb-cache.ts';
 
@@ -107,23 +108,16 @@ setInterval(() => {
 
 // ------------------------------------------------------------ backend
 
-async function pickBackend(choice: BackendChoice): Promise<{ backend: ComputeBackend; fallbackReason: string | null }> {
-  let reason: string | null = null;
-  if (choice !== 'cpu') {
-    const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
-    if (!gpu) reason = 'this browser does not expose WebGPU here (navigator.gpu is missing)';
-    else {
-      try {
-        const adapter = await gpu.requestAdapter();
-        if (!adapter) reason = 'the browser has WebGPU but no adapter (GPU blocklisted or disabled)';
-        else return { backend: await createWebGpuBackend({ adapter }), fallbackReason: null };
-      } catch (e) {
-        reason = `WebGPU failed to start: ${e instanceof Error ? e.message : String(e)}`;
-      }
-    }
-    if (choice === 'webgpu') throw new Error(`WebGPU only was chosen, but ${reason}`);
-  }
-  return { backend: await createCpuBackend(), fallbackReason: reason };
+/** The shared picker (core/pick-backend.ts): WebGPU on a real GPU, the CPU backend on a software adapter (SwiftShader) or without WebGPU. */
+function chooseBackend(choice: BackendChoice, threads: number): Promise<PickedBackend> {
+  return pickBackend(choice, {
+    gpu: (self.navigator as Navigator & { gpu?: GPU }).gpu,
+    // the CPU backend's helper threads are Web Workers of this worker, sharing
+    // its WebAssembly memory (only where the page is cross-origin isolated)
+    createCpu: () => createCpuBackend({ threads }),
+    createWebGpu: (adapter) => createWebGpuBackend({ adapter }),
+    forceHint: 'the backend "WebGPU only" forces WebGPU',
+  });
 }
 
 // ------------------------------------------------------------ events
@@ -209,7 +203,7 @@ const api: DonorApi = {
     token = null;
     publish(true);
     try {
-      const picked = await pickBackend(opts.backend);
+      const picked = await chooseBackend(opts.backend, opts.threads);
       backend = picked.backend;
       snap = { ...snap, backend: backend.kind, adapter: backend.adapter, fallbackReason: picked.fallbackReason, message: 'Registering with the coordinator…' };
       publish(true);

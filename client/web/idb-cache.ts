@@ -1,5 +1,5 @@
 /**
- * The browser's BlobCache (client/core/worker.ts): partitions in IndexedDB,
+ * The browser's BlobCache (client/worker/worker.ts): partitions in IndexedDB,
  * so a returning volunteer does not download them again.
  *
  * IdbBlobCache below is the IndexedDB store itself. Blobs are content-addressed (key = SHA-256 hex), so an
@@ -11,7 +11,7 @@
  * is unavailable (private windows of some browsers) every call degrades to a
  * miss and `put` does nothing: the worker then simply downloads again.
  */
-import type { BlobCache } from '../core/worker.ts';
+import type { BlobCache } from '../worker/worker.ts';
 
 const STORE = 'blobs';
 

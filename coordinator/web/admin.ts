@@ -8,13 +8,14 @@
  * passes it as `?token=` (coordinator/API.md).
  */
 import uPlot from 'uplot';
-import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../client/core/protocol.ts';
-import { DEFAULT_JOB } from '../../client/core/model/config.ts';
-import { describeTraining, SYNC_TRAINING, TRAINING_DEFAULTS, type TrainingConfig } from '../../client/core/model/training.ts';
-import { decodeSafetensors } from '../../client/core/safetensors.ts';
+import { PATHS, type ApiError, type FieldIssue, type IterationMetricsRow, type JobAction, type JobEvent } from '../../core/protocol/index.ts';
+import { DEFAULT_JOB } from '../../core/model/config.ts';
+import { describeTraining, SYNC_TRAINING, TRAINING_DEFAULTS, type TrainingConfig } from '../../core/model/training.ts';
+import { decodeSafetensors } from '../../core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
-import type { Coordinator, JobSummary, WorkerView as WorkerRow } from '../coordinator.ts';
+import type { JobSummary, WorkerView as WorkerRow } from '../../core/protocol/index.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
 
 /** One test evaluation as the metrics endpoint answers it; each carries its confusion matrix (K x K, [true * K + predicted]). */
 type EvaluationPoint = ReturnType<Coordinator['metrics']>['evaluations'][number] & { readonly confusion?: readonly number[] };
@@ -84,7 +85,7 @@ async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   });
   if (res.status === 401) throw new AuthError('the coordinator refused this token');
   if (!res.ok) {
-    let body: (ApiError & { issues?: unknown }) | null = null;
+    let body: ApiError | null = null;
     try {
       body = (await res.json()) as ApiError;
     } catch {
@@ -96,7 +97,7 @@ async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
 }
 
 class ApiFailure extends Error {
-  constructor(readonly status: number, readonly body: (ApiError & { issues?: unknown }) | null) {
+  constructor(readonly status: number, readonly body: ApiError | null) {
     super(body ? `${body.error}: ${body.detail}` : `HTTP ${status}`);
   }
 }
@@ -400,8 +401,25 @@ function renderStats(): void {
   ui.sPerExample.textContent = examples > 0 ? formatBytes(view.rows.reduce((a, r) => a + r.bytesIn + r.bytesOut, 0) / examples) : '—';
   ui.sTasks.innerHTML = j ? `${formatCount(j.tasks.done)} <small>${j.tasks.leased} out · ${j.tasks.pending} waiting</small>` : '—';
   ui.sRejected.textContent = j ? `${j.rejectedResults} · ${j.lateResults}` : '—';
-  const ev = j?.lastEvaluation ?? view.evals[view.evals.length - 1] ?? null;
-  ui.sTest.innerHTML = ev ? `${(ev.testError * 100).toFixed(2)}% <small>@ ${ev.iteration}</small>` : '—';
+  ui.sTest.innerHTML = testErrorCard(j?.lastEvaluation ?? null, view.evals);
+}
+
+/**
+ * The test-error card: the latest fine-tuning evaluation. Before fine-tuning
+ * the output layer is untrained (about 90% error on 10 classes, whatever the
+ * RBMs learned), so a pre-training evaluation is shown labelled as such.
+ */
+function testErrorCard(last: { iteration: number; phase: string; testError: number } | null, evals: readonly EvaluationPoint[]): string {
+  const all = last && !evals.some((e) => e.iteration === last.iteration) ? [...evals, last] : evals;
+  const fine = [...all].reverse().find((e) => e.phase === 'finetune');
+  if (fine) return `${(fine.testError * 100).toFixed(2)}% <small>@ ${fine.iteration}</small>`;
+  const pre = all[all.length - 1];
+  if (!pre) return '—';
+  return `<span class="muted">${(pre.testError * 100).toFixed(2)}%</span> <small>after ${escapeHtml(pre.phase)}; output layer untrained until fine-tuning</small>`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 for (const [action, btn] of Object.entries(ui.actions) as [JobAction, HTMLButtonElement][]) {
@@ -445,7 +463,16 @@ ui.weights.addEventListener('click', async () => {
 const COLORS = ['#2f6fed', '#e8590c', '#1f9d55', '#9c36b5', '#c2255c', '#0b7285'];
 const charts = new Map<string, uPlot>();
 
-function chart(id: string, series: { label: string; color: string; points?: boolean; scale?: string }[], yLabel: string): uPlot {
+/** A y range from the data, padded, and kept within [lo, hi] (a percentage stays within 0-100). */
+function clampedRange(lo: number, hi: number): uPlot.Range.Function {
+  return (_u, min, max) => {
+    if (min == null || max == null || !Number.isFinite(min) || !Number.isFinite(max)) return [lo, hi];
+    const pad = Math.max((max - min) * 0.1, (hi - lo) * 0.01);
+    return [Math.max(lo, min - pad), Math.min(hi, max + pad)];
+  };
+}
+
+function chart(id: string, series: { label: string; color: string; points?: boolean; scale?: string }[], yLabel: string, yRange?: uPlot.Range.Function): uPlot {
   const el = $(id);
   const existing = charts.get(id);
   const key = series.map((s) => s.label).join('|') + view.xMode;
@@ -457,7 +484,7 @@ function chart(id: string, series: { label: string; color: string; points?: bool
     height: 220,
     legend: { show: true },
     cursor: { drag: { x: true, y: false } },
-    scales: { x: { time: false } },
+    scales: { x: { time: false }, ...(yRange ? { y: { range: yRange } } : {}) },
     axes: [
       { label: view.xMode === 'iteration' ? 'iteration' : 'seconds of training', labelSize: 18, size: 36, stroke: '#677185', grid: { stroke: '#eef0f4' } },
       { label: yLabel, labelSize: 18, size: 52, stroke: '#677185', grid: { stroke: '#eef0f4' } },
@@ -501,8 +528,18 @@ function renderCharts(): void {
 
   const evals = view.evals;
   const ex = evals.map((e) => (view.xMode === 'iteration' ? e.iteration : xOf.get(e.iteration) ?? xOf.get(e.iteration - 1) ?? t));
-  const test = chart('chart-test', [{ label: 'test error %', color: COLORS[2]!, points: true }], '%');
-  test.setData([ex, evals.map((e) => e.testError * 100)] as uPlot.AlignedData);
+  // Pre-training evaluations (output layer untrained, ~90%) are a series of their own, so fine-tuning's stands apart.
+  const test = chart(
+    'chart-test',
+    [
+      { label: 'fine-tuning', color: COLORS[2]!, points: true },
+      { label: 'after pre-training (output untrained)', color: '#adb5bd', points: true },
+    ],
+    'test error %',
+    clampedRange(0, 100),
+  );
+  const pct = (keep: (phase: string) => boolean) => evals.map((e) => (keep(e.phase) ? e.testError * 100 : null));
+  test.setData([ex, pct((p) => p === 'finetune'), pct((p) => p !== 'finetune')] as uPlot.AlignedData);
   document.body.dataset.chartPoints = String(rows.length);
 }
 
@@ -654,7 +691,7 @@ ui.form.addEventListener('submit', async (e) => {
   clearFormErrors();
   const fd = new FormData(ui.form);
   const cfg: Record<string, unknown> = {};
-  const local: { field: string; message: string }[] = [];
+  const local: FieldIssue[] = [];
   for (const [name, raw] of fd) {
     if (name === 'startNow') continue;
     const value = String(raw).trim();
@@ -701,16 +738,10 @@ function setPath(obj: Record<string, unknown>, path: string[], v: unknown): void
   o[path[path.length - 1]!] = v;
 }
 
-/** The config issues of a 400 answer: `issues: [{field, message}]` when present, else parsed from `detail` ("field: message; ..."). */
-function issuesOf(body: ApiError & { issues?: unknown }): { field: string; message: string }[] {
-  if (Array.isArray(body.issues)) {
-    return body.issues.filter((i): i is { field: string; message: string } => typeof i?.field === 'string' && typeof i?.message === 'string');
-  }
-  const detail = body.detail.replace(/^invalid job config:\s*/, '');
-  return detail.split(/;\s+/).map((part) => {
-    const m = /^([A-Za-z][\w.]*):\s*(.*)$/.exec(part);
-    return m ? { field: m[1]!, message: m[2]! } : { field: '', message: part };
-  });
+/** The config issues of a 400 answer (`issues: [{field, message}]`); without them, the detail as one issue for the whole form. */
+function issuesOf(body: ApiError): FieldIssue[] {
+  const issues = Array.isArray(body.issues) ? body.issues.filter((i) => typeof i?.field === 'string' && typeof i?.message === 'string') : [];
+  return issues.length ? issues : [{ field: '', message: body.detail }];
 }
 
 function clearFormErrors(): void {
@@ -722,7 +753,7 @@ function clearFormErrors(): void {
   }
 }
 
-function showFormErrors(issues: { field: string; message: string }[]): void {
+function showFormErrors(issues: readonly FieldIssue[]): void {
   const unplaced: string[] = [];
   for (const { field, message } of issues) {
     // an issue on a field the form lacks (e.g. learningRate.decay) goes to its nearest shown parent, else on top

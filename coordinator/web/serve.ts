@@ -8,37 +8,25 @@
  *   GET /api/v1/admin/jobs/:id/filters?n=64  the first n filters of rbm0
  * (registered after the app's admin middleware, so it needs the bearer token).
  * Paths under /api are never answered here. A path that leaves dist/web (`..`,
- * encoded separators, NUL) is 404, like a file that does not exist.
+ * encoded separators, NUL, dot files) is 404, like a file that does not
+ * exist (resolveWebPath); the files themselves are served by
+ * @hono/node-server's serveStatic, with our cache headers.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, resolve, sep } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
-import { tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../client/core/protocol.ts';
-import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights, PATHS, SAFETENSORS_TYPE } from '../../core/protocol/index.ts';
+import { encodeSafetensors } from '../../core/safetensors.ts';
 import { extractFilters } from '../../client/web/filters.ts';
-import type { Coordinator } from '../coordinator.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
+import { crossOriginIsolation } from './isolation.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** Where `npm run build:web` writes the pages. */
 export const WEB_DIST = join(REPO_ROOT, 'dist/web');
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.wgsl': 'text/plain; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.txt': 'text/plain; charset=utf-8',
-  '.woff2': 'font/woff2',
-};
 
 const PAGES: Record<string, string> = { '/': 'index.html', '/index.html': 'index.html', '/admin': 'admin.html', '/admin/': 'admin.html' };
 
@@ -68,8 +56,13 @@ export interface WebAppOptions {
 
 /** The sub-app: mount with `app.route('/', webApp())` after the API routes. */
 export function webApp(opts: WebAppOptions = {}): Hono {
-  const dir = opts.dir ?? WEB_DIST;
+  const dir = resolve(opts.dir ?? WEB_DIST);
+  const assets = join(dir, 'assets') + sep;
+  // @hono/node-server's serveStatic streams the file with its type; the guard
+  // (resolveWebPath) has already refused anything that could leave `dir`.
+  const files = serveStatic({ root: dir, rewriteRequestPath: (p) => (PAGES[p] ? `/${PAGES[p]}` : p) });
   const app = new Hono();
+  app.use('*', crossOriginIsolation());
   app.get('*', async (c, next) => {
     const path = c.req.path;
     if (path === '/api' || path.startsWith('/api/')) return next();
@@ -80,16 +73,13 @@ export function webApp(opts: WebAppOptions = {}): Hono {
       );
     }
     const file = resolveWebPath(dir, path);
-    if (!file || !existsSync(file) || !statSync(file).isFile()) {
+    const res = file && existsSync(file) && statSync(file).isFile() ? await files(c, async () => undefined) : undefined;
+    if (!file || !(res instanceof Response)) {
       return c.json({ error: 'not-found', detail: `no page or asset at ${path}; the donate page is at /, the admin page at /admin` }, 404);
     }
-    const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
-    const immutable = file.startsWith(join(resolve(dir), 'assets') + sep);
-    return c.body(new Uint8Array(readFileSync(file)), 200, {
-      'content-type': type,
-      'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-      'x-content-type-options': 'nosniff',
-    });
+    res.headers.set('cache-control', file.startsWith(assets) ? 'public, max-age=31536000, immutable' : 'no-cache');
+    res.headers.set('x-content-type-options', 'nosniff');
+    return res;
   });
   return app;
 }
@@ -161,7 +151,7 @@ function newestSource(): number {
       else newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
-  for (const d of ['client/web', 'client/core', 'coordinator/web', 'datasets']) walk(join(REPO_ROOT, d));
+  for (const d of ['client/web', 'client/worker', 'core', 'coordinator/web', 'datasets']) walk(join(REPO_ROOT, d));
   newest = Math.max(newest, statSync(join(REPO_ROOT, 'vite.config.ts')).mtimeMs);
   return newest;
 }

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights, type IterationMetricsRow, type PublicStatus } from '../../client/core/protocol.ts';
-import type { JobSummary, WorkerView } from '../../coordinator/coordinator.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights, type IterationMetricsRow, type PublicStatus } from '../../core/protocol/index.ts';
+import type { JobSummary, WorkerView } from '../../core/protocol/index.ts';
 import { ADMIN_TOKEN, inProcessWorker, makeRig, SMALL_JOB, type Rig } from './harness.ts';
 
 let rig: Rig;

@@ -5,13 +5,13 @@
  * published weights) is unchanged afterwards; then a valid body is accepted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodedEntries, SCALE_SUFFIX } from '../../client/core/encoded-tensors.ts';
-import { encodeTrainingResult, resultSeed } from '../../client/core/encoded-results.ts';
-import { parseJobConfig } from '../../client/core/model/config.ts';
-import { phaseTensors, tensorShapes } from '../../client/core/model/params.ts';
-import type { TrainingConfig } from '../../client/core/model/training.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
-import { encodeSafetensors, type TensorData } from '../../client/core/safetensors.ts';
+import { encodedEntries, SCALE_SUFFIX } from '../../core/protocol/encoded-tensors.ts';
+import { encodeTrainingResult, resultSeed } from '../../core/protocol/encoded-results.ts';
+import { parseJobConfig } from '../../core/model/config.ts';
+import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
+import type { TrainingConfig } from '../../core/model/training.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
+import { encodeSafetensors, type TensorData } from '../../core/safetensors.ts';
 import { makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 const JOB = parseJobConfig({ ...SMALL_JOB, name: 'bad-modes', training: { mode: 'local-sgd', localSteps: 2, up: 'int8', down: 'int8', blockSize: 64 } });

@@ -4,9 +4,9 @@
  * weights) is unchanged afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { phaseTensors, tensorShapes } from '../../client/core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
-import { encodeSafetensors } from '../../client/core/safetensors.ts';
+import { phaseTensors, tensorShapes } from '../../core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type LeaseResponse, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
+import { encodeSafetensors } from '../../core/safetensors.ts';
 import { makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 let rig: Rig;
@@ -164,6 +164,28 @@ describe('bad uploads are refused with no state change', () => {
     expect(body.detail).toMatch(/layers/);
     expect(body.detail).toMatch(/seed/);
     expect(body.detail).toMatch(/bogus/);
+    const issues = (body as { issues?: { field: string; message: string }[] }).issues ?? [];
+    expect(issues.map((i) => i.field).sort()).toEqual(['bogus', 'layers', 'seed']);
+    expect(issues.every((i) => i.message.length > 5)).toBe(true);
+  });
+
+  it('a JSON body its schema refuses is 400 with the issues by field, and registers nothing', async () => {
+    const issuesOf = async (path: string, body: unknown, token?: string): Promise<string[]> => {
+      const headers: Record<string, string> = token ? { [WORKER_HEADER]: token } : {};
+      const res = await rig.app.request(path, { method: 'POST', headers, body: JSON.stringify(body) });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      const b = (await res.json()) as { error: string; detail: string; issues: { field: string; message: string }[] };
+      expect(b.error).toBe('bad-request');
+      expect(b.detail).toMatch(/^invalid request body: /);
+      return b.issues.map((i) => i.field).sort();
+    };
+    const workers = rig.coord.workers().length;
+    expect(await issuesOf(PATHS.register, { name: '', runtime: 'jvm', backend: 'tpu' })).toEqual(['backend', 'name', 'runtime']);
+    expect(await issuesOf(PATHS.register, { runtime: 'node', backend: 'cpu' })).toEqual(['name']);
+    expect(await issuesOf(PATHS.register, { name: 'n', runtime: 'node', backend: 'cpu', cached: ['x'] })).toEqual(['cached']);
+    expect(rig.coord.workers().length).toBe(workers);
+    expect(await issuesOf(PATHS.heartbeat, { stats: {}, cached: 'abc' }, b.token)).toEqual(['cached']);
+    expect(await issuesOf(PATHS.lease, { maxTasks: 0, cached: [1] }, b.token)).toEqual(['cached', 'maxTasks']);
   });
 
   it('blobs are immutable and revalidate with ETag', async () => {
@@ -180,7 +202,7 @@ describe('bad uploads are refused with no state change', () => {
 
   it('worker requests are rate-limited', async () => {
     const tight = await makeRig({}, undefined);
-    const { createApp } = await import('../../coordinator/app.ts');
+    const { createApp } = await import('../../coordinator/http/app.ts');
     const { sha256Hex } = await import('../../coordinator/auth.ts');
     const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 1, burst: 3 } });
     const statuses: number[] = [];
@@ -196,7 +218,7 @@ describe('bad uploads are refused with no state change', () => {
     const tight = await makeRig({ normBoundPerExample: 100 });
     try {
       await startJob(tight, SMALL_JOB);
-      const { createApp } = await import('../../coordinator/app.ts');
+      const { createApp } = await import('../../coordinator/http/app.ts');
       const { sha256Hex } = await import('../../coordinator/auth.ts');
       const app = createApp(tight.coord, { adminTokenHash: sha256Hex('x'.repeat(20)), rateLimit: { perSecond: 0.01, burst: 1 } });
       const reg = (await (await app.request(PATHS.register, { method: 'POST', body: JSON.stringify({ name: 't', runtime: 'node', backend: 'cpu', adapter: '' }) })).json()) as RegisterResponse;
@@ -237,8 +259,9 @@ describe('leasing', () => {
       await r.app.request(PATHS.returnLease(first.leaseId), { method: 'POST', headers: { [WORKER_HEADER]: probe.token } });
       const blob = await r.app.request(PATHS.blob(first.partition.hash));
       expect(blob.status).toBe(200);
-      // The partitions are content-addressed: their hashes are those of datasets/partition.ts's encoding.
-      const { encodePartition, partitionDataset } = await import('../../datasets/partition.ts');
+      // The partitions are content-addressed: their hashes are those of core/protocol/partition.ts's encoding.
+      const { encodePartition } = await import('../../core/protocol/partition.ts');
+      const { partitionDataset } = await import('../../datasets/partition.ts');
       const { createHash } = await import('node:crypto');
       const { dataFor } = await import('./harness.ts');
       const parts = partitionDataset((await dataFor(SMALL_JOB)).train, SMALL_JOB.partitions);

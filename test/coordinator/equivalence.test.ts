@@ -5,11 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights } from '../../client/core/protocol.ts';
-import { MemoryBlobCache, type WorkerEvent } from '../../client/core/worker.ts';
-import { encodePartition, partitionDataset } from '../../datasets/partition.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights } from '../../core/protocol/index.ts';
+import { MemoryBlobCache, type WorkerEvent } from '../../client/worker/worker.ts';
+import { encodePartition } from '../../core/protocol/partition.ts';
+import { partitionDataset } from '../../datasets/partition.ts';
 import { Trainer } from '../../coordinator/trainer.ts';
 import { dataFor, inProcessWorker, ledgerCountsEachTaskOnce, makeRig, maxAbsDiff, SMALL_JOB, startJob, type Rig } from './harness.ts';
 

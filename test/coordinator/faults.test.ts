@@ -7,8 +7,8 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PATHS, WORKER_HEADER } from '../../client/core/protocol.ts';
-import type { WorkerEvent } from '../../client/core/worker.ts';
+import { PATHS, WORKER_HEADER } from '../../core/protocol/index.ts';
+import type { WorkerEvent } from '../../client/worker/worker.ts';
 import { inProcessWorker, ledgerCountsEachTaskOnce, makeRig, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
 
 describe('faults', () => {

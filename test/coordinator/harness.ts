@@ -7,16 +7,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { GridWorker, type WorkerEvent, type WorkerOptions } from '../../client/core/worker.ts';
-import { subset, type Dataset } from '../../datasets/dataset.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { GridWorker, type WorkerEvent, type WorkerOptions } from '../../client/worker/worker.ts';
+import { subset, type Dataset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
-import { createApp } from '../../coordinator/app.ts';
+import { createApp } from '../../coordinator/http/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
-import { Coordinator, type CoordinatorOptions, type TrainTestData } from '../../coordinator/coordinator.ts';
+import { Coordinator, type CoordinatorOptions, type TrainTestData } from '../../coordinator/engine/coordinator.ts';
 
-export const MNIST_DIR = join(import.meta.dirname, '../../../shared/datasets/mnist');
+/** The shared MNIST files beside the repository (<repo>/../shared), or $TESSERA_MNIST_DIR (a worktree elsewhere). */
+export const MNIST_DIR = process.env.TESSERA_MNIST_DIR ?? join(import.meta.dirname, '../../../shared/datasets/mnist');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 let mnist: Promise<{ train: Dataset; test: Dataset }> | null = null;

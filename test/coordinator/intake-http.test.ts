@@ -9,9 +9,9 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseJobConfig } from '../../client/core/model/config.ts';
-import { tensorShapes, phaseTensors } from '../../client/core/model/params.ts';
-import { encodeResult, PATHS, WORKER_HEADER, type RegisterResponse, type TaskLease } from '../../client/core/protocol.ts';
+import { parseJobConfig } from '../../core/model/config.ts';
+import { tensorShapes, phaseTensors } from '../../core/model/params.ts';
+import { encodeResult, PATHS, WORKER_HEADER, type RegisterResponse, type TaskLease } from '../../core/protocol/index.ts';
 import { inProcessWorker, makeRig, SMALL_JOB, startJob, type Rig } from './harness.ts';
 
 /** Sends raw HTTP/1.1 and returns what the server answers before it closes the connection. */

@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights, type TaskLease } from '../../client/core/protocol.ts';
-import type { GridWorker } from '../../client/core/worker.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights, type TaskLease } from '../../core/protocol/index.ts';
+import type { GridWorker } from '../../client/worker/worker.ts';
 import { Trainer } from '../../coordinator/trainer.ts';
 import { dataFor, inProcessWorker, makeRig, maxAbsDiff, SMALL_JOB, startJob, waitFor, type Rig } from './harness.ts';
 

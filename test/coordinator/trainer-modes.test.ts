@@ -1,13 +1,13 @@
 /**
- * The in-process trainer's training modes (client/core/model/training.ts):
+ * The in-process trainer's training modes (core/model/training.ts):
  * the sync path is untouched by a float32 training config, local SGD is
  * deterministic, resumes bit for bit, and learns.
  */
 import { describe, expect, it } from 'vitest';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { subset } from '../../datasets/dataset.ts';
-import { decodeCheckpoint, encodeCheckpoint } from '../../coordinator/checkpoint.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { subset } from '../../core/dataset.ts';
+import { decodeCheckpoint, encodeCheckpoint } from '../../coordinator/engine/checkpoint.ts';
 import { evaluate, Trainer } from '../../coordinator/trainer.ts';
 import { mnistData } from './harness.ts';
 

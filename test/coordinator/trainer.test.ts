@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { parseJobConfig } from '../../client/core/model/config.ts';
-import { subset } from '../../datasets/dataset.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { parseJobConfig } from '../../core/model/config.ts';
+import { subset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
-import { decodeCheckpoint, encodeCheckpoint } from '../../coordinator/checkpoint.ts';
+import { decodeCheckpoint, encodeCheckpoint } from '../../coordinator/engine/checkpoint.ts';
 import { evaluate, Trainer } from '../../coordinator/trainer.ts';
 
 const mnist = await loadMnist();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_JOB, parseJobConfig } from '../../client/core/model/config.ts';
-import { decayValue, partitionRange, rampValue, TrainingPlan } from '../../client/core/model/plan.ts';
+import { ConfigError, DEFAULT_JOB, parseJobConfig } from '../../core/model/config.ts';
+import { decayValue, partitionRange, rampValue, TrainingPlan } from '../../core/model/plan.ts';
 
 function issuesOf(input: unknown): string[] {
   try {
@@ -38,6 +38,34 @@ describe('job config', () => {
     expect(issuesOf({ name: '../../etc' })).toEqual(['name']);
     expect(issuesOf({ seed: 'one' })).toEqual(['seed']);
     expect(issuesOf({ trainLimit: Number.NaN })).toEqual(['trainLimit']);
+  });
+
+  it('names nested unknown fields, wrong shapes and array entries, and says what was expected', () => {
+    expect(issuesOf([1, 2])).toEqual(['']);
+    expect(issuesOf({ pretrain: { bogus: 1, learningRate: 3 } }).sort()).toEqual(['pretrain.bogus', 'pretrain.learningRate']);
+    expect(issuesOf({ finetune: null })).toEqual(['finetune']);
+    expect(issuesOf(JSON.parse('{"__proto__": {"seed": 2}}'))).toEqual(['__proto__']);
+    expect(issuesOf({ layers: [784, 'x', 10] })).toEqual(['layers']);
+    const messages = (input: unknown): string[] => {
+      try {
+        parseJobConfig(input);
+      } catch (e) {
+        return (e as ConfigError).issues.map((i) => `${i.field}: ${i.message}`);
+      }
+      return [];
+    };
+    expect(messages({ seed: 'one' })).toEqual(['seed: expected a finite number, got "one"']);
+    expect(messages({ partitions: 0 })).toEqual(['partitions: expected an integer in [1, 4096], got 0']);
+    expect(messages({ finetune: { learningRate: { decay: 0 } } })).toEqual(['finetune.learningRate.decay: expected a number in (0, 1], got 0']);
+    expect(messages({ pretrain: { nope: true } })).toEqual(['pretrain.nope: unknown field']);
+    expect(messages({ layers: [784, 10, 1] })).toEqual(['layers: the output layer needs at least 2 classes']);
+    expect(() => parseJobConfig({ seed: -1 })).toThrow(/^invalid job config: seed: expected an integer/);
+  });
+
+  it('a full config passes through unchanged; a base other than the default fills the gaps', () => {
+    expect(parseJobConfig(structuredClone(DEFAULT_JOB))).toEqual(DEFAULT_JOB);
+    const base = parseJobConfig({ layers: [784, 64, 10], seed: 7 });
+    expect(parseJobConfig({ partitions: 2 }, base)).toMatchObject({ layers: [784, 64, 10], seed: 7, partitions: 2 });
   });
 });
 

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { dequantize, encodedBytes, encodedEntries, EncodingError, readEncoded, roundTrip, SCALE_SUFFIX } from '../../client/core/encoded-tensors.ts';
-import { parseJobConfig } from '../../client/core/model/config.ts';
-import { initParams, tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights } from '../../client/core/protocol.ts';
-import { encodeSafetensors, parseSafetensors, type TensorData } from '../../client/core/safetensors.ts';
-import { applyWeightsDelta, parseDeltaMeta, WeightsChain, type HeldWeights } from '../../client/core/weights-delta.ts';
+import { dequantize, encodedBytes, encodedEntries, EncodingError, readEncoded, roundTrip, SCALE_SUFFIX } from '../../core/protocol/encoded-tensors.ts';
+import { parseJobConfig } from '../../core/model/config.ts';
+import { initParams, tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights } from '../../core/protocol/index.ts';
+import { encodeSafetensors, parseSafetensors, type TensorData } from '../../core/safetensors.ts';
+import { applyWeightsDelta, parseDeltaMeta, WeightsChain, type HeldWeights } from '../../core/protocol/weights-delta.ts';
 
 function randomTensor(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;

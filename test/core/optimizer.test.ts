@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MomentumSgd } from '../../client/core/model/optimizer.ts';
+import { MomentumSgd } from '../../core/model/optimizer.ts';
 
 describe('momentum SGD with weight cost', () => {
   it('follows vel = m*vel - lr*(g/n + wc*W) and W += vel, weight cost on weights only', () => {

@@ -11,7 +11,7 @@ import {
   F16_MAX,
   QuantError,
   type Int8Blocks,
-} from '../../client/core/quant.ts';
+} from '../../core/quant.ts';
 
 /** Awkward-size random tensor with a spread of magnitudes, never all zeros. */
 function randomTensor(n: number, seed: number, scale = 1): Float32Array {

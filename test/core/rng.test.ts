@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hash4, mix, SAMPLE_STREAM, sampleRange, uniform } from '../../client/core/rng.ts';
+import { hash4, mix, SAMPLE_STREAM, sampleRange, uniform } from '../../core/rng.ts';
 
 describe('counter-based rng', () => {
   it('mix is lowbias32: pinned values that the WGSL copy must reproduce', () => {

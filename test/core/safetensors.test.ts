@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeSafetensors, encodeSafetensors, parseSafetensors, SafetensorsError, tensorData } from '../../client/core/safetensors.ts';
+import { decodeSafetensors, encodeSafetensors, parseSafetensors, SafetensorsError, tensorData } from '../../core/safetensors.ts';
 
 function sample(): Uint8Array {
   return encodeSafetensors(

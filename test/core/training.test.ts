@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseJobConfig } from '../../client/core/model/config.ts';
-import { OuterOptimizer } from '../../client/core/model/outer.ts';
-import { TrainingPlan } from '../../client/core/model/plan.ts';
-import { LocalSgdPlan, SYNC_TRAINING, TRAINING_DEFAULTS, trainingOf } from '../../client/core/model/training.ts';
+import { ConfigError, parseJobConfig } from '../../core/model/config.ts';
+import { OuterOptimizer } from '../../core/model/outer.ts';
+import { TrainingPlan } from '../../core/model/plan.ts';
+import { LocalSgdPlan, SYNC_TRAINING, TRAINING_DEFAULTS, trainingOf } from '../../core/model/training.ts';
 
 describe('training config', () => {
   it('a job without `training` is sync fp32 and its config has no such key (unchanged JSON)', () => {

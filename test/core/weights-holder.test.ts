@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseJobConfig } from '../../client/core/model/config.ts';
-import { initParams, tensorShapes } from '../../client/core/model/params.ts';
-import { blobHash } from '../../client/core/protocol.ts';
-import { WeightsChain, type PublishedVersion } from '../../client/core/weights-delta.ts';
-import { WeightsHolder, type WeightsOffer } from '../../client/core/weights-holder.ts';
+import { parseJobConfig } from '../../core/model/config.ts';
+import { initParams, tensorShapes } from '../../core/model/params.ts';
+import { blobHash } from '../../core/protocol/index.ts';
+import { WeightsChain, type PublishedVersion } from '../../core/protocol/weights-delta.ts';
+import { WeightsHolder, type WeightsOffer } from '../../client/worker/weights-holder.ts';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const cfg = parseJobConfig({ layers: [784, 30, 10], seed: 2 });

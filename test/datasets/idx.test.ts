@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DatasetError } from '../../datasets/dataset.ts';
+import { DatasetError } from '../../core/dataset.ts';
 import { encodeIdx, idxMagic, pairImagesLabels, parseIdx, parseIdxImages, parseIdxLabels } from '../../datasets/idx.ts';
 
 /** Awkward-sized pseudo-random bytes (never zeros). */

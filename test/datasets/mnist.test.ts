@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labelHistogram, subset, type Dataset } from '../../datasets/dataset.ts';
+import { labelHistogram, subset, type Dataset } from '../../core/dataset.ts';
 import { encodeIdx } from '../../datasets/idx.ts';
 import { loadMnist, loadMnistDir, mnistPackageDir } from '../../datasets/mnist.ts';
 

@@ -1,16 +1,11 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { partitionRange } from '../../client/core/model/plan.ts';
-import { DatasetError, type Dataset } from '../../datasets/dataset.ts';
-import {
-  batchFromPartition,
-  cutPartition,
-  decodePartition,
-  encodePartition,
-  PARTITION_HEADER_BYTES,
-  partitionDataset,
-  partitionHash,
-} from '../../datasets/partition.ts';
+import { partitionRange } from '../../core/model/plan.ts';
+import { DatasetError, type Dataset } from '../../core/dataset.ts';
+import { decodePartition, encodePartition, PARTITION_HEADER_BYTES } from '../../core/protocol/partition.ts';
+import { blobHash } from '../../core/protocol/paths.ts';
+import { batchFromPartition } from '../../core/task.ts';
+import { cutPartition, partitionDataset } from '../../datasets/partition.ts';
 
 /** 103 examples of 3 x 5 pixels: pixel value and label derived from the example index. */
 function dataset(count = 103, rows = 3, cols = 5): Dataset {
@@ -50,12 +45,12 @@ describe('partitions', () => {
 
   it('hash to SHA-256 hex, the same as node:crypto', async () => {
     const blob = encodePartition(cutPartition(dataset(), 2, 1));
-    const h = await partitionHash(blob);
+    const h = await blobHash(blob);
     expect(h).toMatch(/^[0-9a-f]{64}$/);
     expect(h).toBe(createHash('sha256').update(blob).digest('hex'));
     const padded = new Uint8Array(blob.length + 9);
     padded.set(blob, 9);
-    expect(await partitionHash(padded.subarray(9))).toBe(h);
+    expect(await blobHash(padded.subarray(9))).toBe(h);
   });
 
   it('give an ExampleBatch for global ids, in the order asked', () => {

@@ -8,10 +8,10 @@
 import { rmSync, statSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import type { JobConfig } from '../../client/core/model/config.ts';
-import { GridWorker } from '../../client/core/worker.ts';
-import type { JobSummary } from '../../coordinator/coordinator.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import { GridWorker } from '../../client/worker/worker.ts';
+import type { JobSummary } from '../../core/protocol/index.ts';
 import { ADMIN_TOKEN, artifact, buildPages, launchChromium, startGrid, waitFor, watchConsole, type Grid } from './browser-harness.ts';
 
 const JOB: Partial<JobConfig> = {

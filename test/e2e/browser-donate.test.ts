@@ -1,6 +1,8 @@
 /**
- * The donate page in a real Chromium: a tab starts, completes tasks the
- * coordinator accepts (WebGPU on SwiftShader), and the same page without
+ * The donate page in a real Chromium: on the automatic backend a tab whose
+ * only WebGPU adapter is SwiftShader (software) takes the CPU backend; forced
+ * to "WebGPU only" it completes tasks the coordinator accepts on WebGPU
+ * (SwiftShader), and the same page without
  * WebGPU falls back to the CPU backend and still completes tasks. Then the
  * coordinator goes away and comes back: the page says so and carries on.
  * Screenshots go to test-artifacts/.
@@ -10,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { JobConfig } from '../../client/core/model/config.ts';
-import type { WorkerView } from '../../coordinator/coordinator.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import type { WorkerView } from '../../core/protocol/index.ts';
 import { artifact, buildPages, launchChromium, startGrid, waitFor, watchConsole, type Grid } from './browser-harness.ts';
 
 /** ~1 s per task on SwiftShader or the CPU backend: 784-32-10, 1000 examples, 2 partitions. */
@@ -74,7 +76,19 @@ async function withTab<T>(webgpu: boolean, fn: (grid: Grid, page: Page) => Promi
 describe('donate page', () => {
   test('a tab with WebGPU starts, completes accepted tasks, draws filters, pauses when hidden, stops', async () => {
     await withTab(true, async (grid, page) => {
-      await page.goto(`${grid.url}/?name=tab-gpu`);
+      // Automatic: the browser's WebGPU adapter here is SwiftShader, a software renderer, so the CPU backend runs
+      await page.goto(`${grid.url}/?name=tab-auto&backend=auto`);
+      await waitFor(async () => (await stateOf(page)) === 'idle', 10_000, 'the page to load');
+      await page.click('#start');
+      await waitFor(async () => (await page.locator('#backend-name').getAttribute('data-backend')) !== '', 30_000, 'a backend to be chosen');
+      expect(await page.locator('#backend-name').getAttribute('data-backend')).toBe('cpu');
+      expect(await page.locator('#fallback').textContent()).toMatch(/WebGPU not used: .*software renderer.*"WebGPU only" forces WebGPU/);
+      await page.click('#stop');
+      await waitFor(async () => (await stateOf(page)) === 'stopped', 15_000, 'the automatic tab to stop');
+      await waitFor(async () => (await browserWorker(grid)) === undefined, 10_000, 'the automatic tab to leave');
+
+      // WebGPU only: forced onto the software adapter, so WebGPU in the browser stays tested
+      await page.goto(`${grid.url}/?name=tab-gpu&backend=webgpu`);
       await waitFor(async () => (await stateOf(page)) === 'idle', 10_000, 'the page to load');
       await page.click('#start');
       await waitFor(async () => (await tasksOnPage(page)) >= 3, 90_000, 'the tab to complete 3 tasks');

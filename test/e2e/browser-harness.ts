@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import type { JobConfig } from '../../client/core/model/config.ts';
-import { createApp } from '../../coordinator/app.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import { createApp } from '../../coordinator/http/app.ts';
 import { sha256Hex } from '../../coordinator/auth.ts';
-import { Coordinator, type CoordinatorOptions, type JobSummary } from '../../coordinator/coordinator.ts';
+import { Coordinator, type CoordinatorOptions } from '../../coordinator/engine/coordinator.ts';
+import type { JobSummary } from '../../core/protocol/index.ts';
 import { mountWeb } from '../../coordinator/web/serve.ts';
 import { ADMIN_TOKEN, dataFor } from '../coordinator/harness.ts';
 

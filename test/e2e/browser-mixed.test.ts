@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { JobConfig } from '../../client/core/model/config.ts';
-import type { JobSummary, WorkerView } from '../../coordinator/coordinator.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import type { JobSummary, WorkerView } from '../../core/protocol/index.ts';
 import { artifact, buildPages, launchChromium, ROOT, startGrid, waitFor, watchConsole, type Grid } from './browser-harness.ts';
 
 const STATED_TEST_ERROR = 0.12;

@@ -18,14 +18,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCpuBackend } from '../../client/core/cpu/index.ts';
-import { parseJobConfig, type JobConfig } from '../../client/core/model/config.ts';
-import { tensorShapes } from '../../client/core/model/params.ts';
-import { decodeWeights } from '../../client/core/protocol.ts';
+import { createCpuBackend } from '../../core/cpu/index.ts';
+import { parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { tensorShapes } from '../../core/model/params.ts';
+import { decodeWeights } from '../../core/protocol/index.ts';
 import { spawnDenoWorker } from '../../coordinator/cli/main.ts';
 import { startServer, type RunningServer } from '../../coordinator/server.ts';
 import { Trainer } from '../../coordinator/trainer.ts';
-import { encodePartition, partitionDataset } from '../../datasets/partition.ts';
+import { encodePartition } from '../../core/protocol/partition.ts';
+import { partitionDataset } from '../../datasets/partition.ts';
 import { dataFor, MNIST_DIR, waitFor } from '../coordinator/harness.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');

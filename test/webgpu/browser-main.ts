@@ -1,5 +1,5 @@
 /** The webgpu checks in a browser page: chromium.test.ts calls window.runWebGpuCases(). */
-import { createWebGpuBackend } from '../../client/core/webgpu/index.ts';
+import { createWebGpuBackend } from '../../core/webgpu/index.ts';
 import { CASES } from './cases.ts';
 
 export interface CaseResult {

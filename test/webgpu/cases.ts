@@ -6,9 +6,9 @@
  * outputs with NaN so an unwritten element fails, and compares with a float64
  * reference within the tolerance it states.
  */
-import type { DenseLayer, RbmLayer } from '../../client/core/backend.ts';
-import * as cpu from '../../client/core/cpu/index.ts';
-import { uniform } from '../../client/core/rng.ts';
+import type { DenseLayer, RbmLayer } from '../../core/backend.ts';
+import * as cpu from '../../core/cpu/index.ts';
+import { uniform } from '../../core/rng.ts';
 import {
   colsum,
   CPU_TUNING,
@@ -24,7 +24,7 @@ import {
   softmaxXent,
   vec4Fits,
   type WebGpuBackend,
-} from '../../client/core/webgpu/index.ts';
+} from '../../core/webgpu/index.ts';
 import { backpropRef, cd1Ref, expectClose, type Form, freshSeed, matmul64, Rand, randomLayer, sigmoid64, softmax64 } from './reference.ts';
 
 export interface CaseContext {
@@ -119,7 +119,7 @@ async function checkMatmul(gpu: Gpu, tuning: MatmulTuning, form: Form, M: number
   const B = r.floats(K * N);
   const { C } = await runMatmul(gpu, tuning, form, 'axpby', A, B, M, K, N);
   const ref = matmul64(form, A, B, M, K, N);
-  expectClose(`matmul ${form} ${M}x${K}x${N} (seed ${seed}) C`, C, ref.C, dotTol(ref.absC));
+  expectClose(`matmul ${form} ${M}x${K}x${N} (seed ${seed}) C`, C, ref.C, dotTol(ref.mag));
 }
 
 const SMALL_SHAPES: readonly [number, number, number][] = [[1, 1, 1], [7, 13, 5], [65, 33, 129], [3, 200, 9], [130, 17, 67]];
@@ -185,7 +185,7 @@ export const CASES: Case[] = [
       const { C } = await runMatmul(backend.gpu, backend.tuning, 'nn', 'biasSigmoid', A, B, M, K, N, { aux: bias });
       const ref = matmul64('nn', A, B, M, K, N);
       // sigmoid' <= 1/4, so the dot product's error bound carries over; plus 1e-6 for the sigmoid itself
-      expectClose(`biasSigmoid 33x500x2000 (seed ${seed})`, C, ref.C.map((z, i) => sigmoid64(z + bias[i % N]!)), (i) => 0.25 * 1e-5 * ref.absC[i]! + 1e-6);
+      expectClose(`biasSigmoid 33x500x2000 (seed ${seed})`, C, ref.C.map((z, i) => sigmoid64(z + bias[i % N]!)), (i) => 0.25 * 1e-5 * ref.mag[i]! + 1e-6);
     },
   },
   {
@@ -200,7 +200,7 @@ export const CASES: Case[] = [
         const A = r.floats(M * K);
         const B = r.floats(K * N);
         const ref = matmul64('nn', A, B, M, K, N);
-        const tol = dotTol(ref.absC);
+        const tol = dotTol(ref.mag);
         const C0 = r.floats(M * N);
         const acc = await runMatmul(gpu, tuning, 'nn', 'axpby', A, B, M, K, N, { C0, alpha: -0.5, beta: 2 });
         expectClose(`axpby (seed ${seed})`, acc.C, ref.C.map((c, i) => -0.5 * c + 2 * C0[i]!), (i) => tol(i) + 1e-6 * Math.abs(C0[i]!));
@@ -232,7 +232,7 @@ export const CASES: Case[] = [
         const out = await runMatmul(backend.gpu, tuning, 'nn', 'biasSigmoidSample', A, B, M, K, N, { aux: bias, ids, seed: rs[0], iteration: rs[1] });
         const ref = matmul64('nn', A, B, M, K, N);
         const h64 = ref.C.map((z, i) => sigmoid64(z + bias[i % N]!));
-        expectClose(`h0 (seed ${seed})`, out.C, h64, (i) => 0.25 * 1e-5 * ref.absC[i]! + 1e-6);
+        expectClose(`h0 (seed ${seed})`, out.C, h64, (i) => 0.25 * 1e-5 * ref.mag[i]! + 1e-6);
         let compared = 0;
         for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
           const u = uniform(rs[0]!, rs[1]!, ids[i]!, j);
@@ -389,7 +389,7 @@ export const CASES: Case[] = [
   },
 ];
 
-/** Cases that compare with the CPU backend (client/core/cpu), the project's reference implementation. */
+/** Cases that compare with the CPU backend (core/cpu), the project's reference implementation. */
 const cpuCases: Case[] = [
   {
     name: 'cpu agreement: matmul nn/tn/nt, bias + sigmoid, Bernoulli samples, softmax cross-entropy, column sums vs the cpu kernels',
@@ -404,7 +404,7 @@ const cpuCases: Case[] = [
           const want = new Float32Array(M * N);
           cpu.matmul(form, A, B, want, M, K, N);
           const { C } = await runMatmul(gpu, backend.tuning, form, 'axpby', A, B, M, K, N);
-          const { absC } = matmul64(form, A, B, M, K, N);
+          const { mag: absC } = matmul64(form, A, B, M, K, N);
           // both sides round in float32: twice the single-sided bound
           expectClose(`matmul ${form} ${M}x${K}x${N} vs cpu (seed ${seed})`, C, want, (i) => 2e-5 * absC[i]! + 2e-6);
         }

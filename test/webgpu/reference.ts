@@ -1,12 +1,15 @@
 /**
- * Float64 references for the WGSL kernels and whole tasks, and the random
- * inputs the checks draw. Shape legend: B = examples, V = visible units,
+ * Float64 references for the WGSL kernels and whole tasks (over the shared
+ * test/reference64.ts), and the random inputs the checks draw. Shape legend: B = examples, V = visible units,
  * H = hidden units, K = classes; op(A) is M x K, op(B) is K x N.
  */
-import type { DenseLayer, RbmLayer } from '../../client/core/backend.ts';
-import { uniform } from '../../client/core/rng.ts';
+import type { DenseLayer, RbmLayer } from '../../core/backend.ts';
+import { uniform } from '../../core/rng.ts';
 
-export type Form = 'nn' | 'tn' | 'nt';
+import { expectClose, matmul64, type MatmulForm, sigmoid64, softmax64 } from '../reference64.ts';
+
+export { expectClose, matmul64, sigmoid64, softmax64 };
+export type Form = MatmulForm;
 
 /** A seeded xorshift generator; each check reports its seed so a failure can be replayed. */
 export class Rand {
@@ -38,37 +41,6 @@ export class Rand {
 export function freshSeed(): number {
   return (Math.random() * 2 ** 32) >>> 0;
 }
-
-/** op(A) op(B) in float64, plus sum_k |op(A)[m,k] op(B)[k,n]| for the error bound. */
-export function matmul64(form: Form, A: ArrayLike<number>, B: ArrayLike<number>, M: number, K: number, N: number): { C: Float64Array; absC: Float64Array } {
-  const C = new Float64Array(M * N);
-  const absC = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let k = 0; k < K; k++) {
-      const a = form === 'tn' ? A[k * M + m]! : A[m * K + k]!;
-      if (a === 0) continue;
-      const aa = Math.abs(a);
-      const row = m * N;
-      if (form === 'nt') {
-        for (let n = 0; n < N; n++) {
-          const p = a * B[n * K + k]!;
-          C[row + n]! += p;
-          absC[row + n]! += aa * Math.abs(B[n * K + k]!);
-        }
-      } else {
-        const bRow = k * N;
-        for (let n = 0; n < N; n++) {
-          const b = B[bRow + n]!;
-          C[row + n]! += a * b;
-          absC[row + n]! += aa * Math.abs(b);
-        }
-      }
-    }
-  }
-  return { C, absC };
-}
-
-export const sigmoid64 = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
 
 /** Sigmoid layers in float64 (the last one linear when `linearLast`); every activation, input first. */
 export function forward64(layers: readonly DenseLayer[], x: ArrayLike<number>, B: number, linearLast: boolean): Float64Array[] {
@@ -141,23 +113,6 @@ export interface BackpropRef {
   probs: Float64Array;
 }
 
-export function softmax64(z: Float64Array, B: number, K: number): { probs: Float64Array; logp: Float64Array; argmax: Uint32Array } {
-  const probs = new Float64Array(B * K);
-  const logp = new Float64Array(B * K);
-  const argmax = new Uint32Array(B);
-  for (let i = 0; i < B; i++) {
-    let mx = -Infinity;
-    for (let k = 0; k < K; k++) if (z[i * K + k]! > mx) { mx = z[i * K + k]!; argmax[i] = k; }
-    let s = 0;
-    for (let k = 0; k < K; k++) s += Math.exp(z[i * K + k]! - mx);
-    for (let k = 0; k < K; k++) {
-      logp[i * K + k] = z[i * K + k]! - mx - Math.log(s);
-      probs[i * K + k] = Math.exp(logp[i * K + k]!);
-    }
-  }
-  return { probs, logp, argmax };
-}
-
 export function backpropRef(layers: readonly DenseLayer[], x: ArrayLike<number>, labels: Uint8Array, B: number): BackpropRef {
   const acts = forward64(layers, x, B, true);
   const z = acts.pop()!;
@@ -186,19 +141,6 @@ export function backpropRef(layers: readonly DenseLayer[], x: ArrayLike<number>,
     }
   }
   return { dW, db, loss, correct, probs };
-}
-
-/** Throws naming the first element where |got - want| > tol(i), or any non-finite value (an unwritten, poisoned element). */
-export function expectClose(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: (i: number) => number): void {
-  if (got.length !== want.length) throw new Error(`${what}: ${got.length} values, expected ${want.length}`);
-  let worst = 0;
-  for (let i = 0; i < got.length; i++) {
-    const g = got[i]!;
-    if (!Number.isFinite(g)) throw new Error(`${what}[${i}] = ${g}: not written or not finite (expected ${want[i]})`);
-    const e = Math.abs(g - want[i]!);
-    if (e > tol(i)) throw new Error(`${what}[${i}] = ${g}, expected ${want[i]} within ${tol(i).toExponential(2)} (off by ${e.toExponential(2)})`);
-    worst = Math.max(worst, e);
-  }
 }
 
 /** A dense layer of random weights w in [-scale, scale), biases in [-scale, scale). */

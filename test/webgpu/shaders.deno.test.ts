@@ -1,5 +1,5 @@
 /**
- * The committed client/core/webgpu/shaders.gen.ts must be what shaders/*.wgsl
+ * The committed core/webgpu/shaders.gen.ts must be what shaders/*.wgsl
  * generate. Fix a failure with: node_modules/.bin/tsx shaders/generate.ts
  */
 import { GENERATED_PATH, renderShaderModule } from '../../shaders/render.ts';

@@ -23,6 +23,20 @@ describe('TreeAggregator', () => {
     });
     expect([...totals[1]!.grads.get('w')!]).toEqual([...totals[0]!.grads.get('w')!]);
     expect([...totals[1]!.grads.get('b')!]).toEqual([...totals[0]!.grads.get('b')!]);
+    // the flat SIMD total adds in another order: equal to the tree's and to a float64 sum up to float32 rounding
+    const parts = ids.map((_, i) => make(i + 1));
+    for (const name of ['w', 'b']) {
+      const exact = Array.from(parts[0]!.grads.get(name)!, (_, j) => parts.reduce((acc, p) => acc + p.grads.get(name)![j]!, 0));
+      for (const t of totals) {
+        const got = t.grads.get(name)!;
+        expect(got.length).toBe(exact.length);
+        const worst = exact.reduce((m, x, j) => Math.max(m, Math.abs(got[j]! - x)), 0);
+        expect(worst, name).toBeLessThan(21 * 2 ** -20); // 21 roundings of partial sums below 32, each at most half an ulp (2^-20)
+      }
+    }
+    expect(totals[2]!.count).toBe(totals[0]!.count);
+    expect(totals[2]!.loss).toBe(totals[0]!.loss);
+    expect(totals[2]!.count).toBe(21);
   });
 
   it('rejects a fan-in below 2', () => {

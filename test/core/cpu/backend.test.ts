@@ -6,9 +6,9 @@
  * errors that say what is wrong.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { BackpropSums, Cd1Sums, ComputeBackend, DenseLayer } from '../../../client/core/backend.ts';
-import { CpuBackend, createCpuBackend } from '../../../client/core/cpu/index.ts';
-import { uniform } from '../../../client/core/rng.ts';
+import type { BackpropSums, Cd1Sums, ComputeBackend, DenseLayer } from '../../../core/backend.ts';
+import { CpuBackend, createCpuBackend } from '../../../core/cpu/index.ts';
+import { uniform } from '../../../core/rng.ts';
 import {
   bitsEqual,
   dense64,
@@ -109,8 +109,8 @@ describe('backprop', () => {
         for (let l = 0; l < layers.length; l++) {
           const tolW = 1e-4 * maxAbs(want.dW[l]!);
           const tolB = 1e-4 * maxAbs(want.db[l]!);
-          expectClose(got.dW[l]!, want.dW[l]!, () => tolW, `${name} dW[${l}]`);
-          expectClose(got.db[l]!, want.db[l]!, () => tolB, `${name} db[${l}]`);
+          expectClose(`${name} dW[${l}]`, got.dW[l]!, want.dW[l]!, () => tolW);
+          expectClose(`${name} db[${l}]`, got.db[l]!, want.db[l]!, () => tolB);
         }
       }
     });
@@ -232,9 +232,9 @@ describe('cd1', () => {
         for (const { name, backend } of backends) {
           const got: Cd1Sums = await backend.cd1({ lower, rbm, x, batch: B, exampleIds: ids, rng });
           expect(got.count).toBe(B);
-          expectClose(got.dW, want.dW, () => 1e-5 * B, `${name} dW`);
-          expectClose(got.db, want.db, () => 1e-5 * B, `${name} db`);
-          expectClose(got.dc, want.dc, () => 1e-5 * B, `${name} dc`);
+          expectClose(`${name} dW`, got.dW, want.dW, () => 1e-5 * B);
+          expectClose(`${name} db`, got.db, want.db, () => 1e-5 * B);
+          expectClose(`${name} dc`, got.dc, want.dc, () => 1e-5 * B);
           expect(Math.abs(got.reconError - want.err), `${name} reconError`).toBeLessThanOrEqual(1e-5 * B * V);
         }
         return;
@@ -274,12 +274,12 @@ describe('predict and propagate', () => {
     const layers = randomLayers(rand, [37, 19, 11, 7], 1);
     const x = uniformArray(rand, B * 37, 0, 1);
     const hidden = layers.slice(0, -1).reduce<ArrayLike<number>>((a, l) => dense64(a, l, B, 'sigmoid'), x);
-    const probs = softmax64(dense64(hidden, layers[2]!, B, 'linear'), B, 7);
+    const probs = softmax64(dense64(hidden, layers[2]!, B, 'linear'), B, 7).probs;
     const top = dense64(hidden, layers[2]!, B, 'sigmoid');
     for (const { name, backend } of backends) {
-      expectClose(await backend.predict(layers, x, B), probs, () => 4e-6, `${name} predict`);
-      expectClose(await backend.propagate(layers, x, B), top, () => 4e-6, `${name} propagate`);
-      expectClose(await backend.propagate(layers.slice(0, 2), x, B), hidden, () => 4e-6, `${name} propagate 2 layers`);
+      expectClose(`${name} predict`, await backend.predict(layers, x, B), probs, () => 4e-6);
+      expectClose(`${name} propagate`, await backend.propagate(layers, x, B), top, () => 4e-6);
+      expectClose(`${name} propagate 2 layers`, await backend.propagate(layers.slice(0, 2), x, B), hidden, () => 4e-6);
     }
   });
 });

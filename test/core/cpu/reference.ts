@@ -1,19 +1,23 @@
 /**
- * Float64 references and test helpers for the CPU backend's tests: a seeded
+ * Float64 references (over the shared test/reference64.ts) and test helpers
+ * for the CPU backend's tests: a seeded
  * generator for fresh inputs, NaN-poisoned outputs, the engines under test,
  * and the MLP / CD-1 math written directly in float64.
  *
  * Shape legend: B = rows, V = visible, H = hidden, K = classes; M x K times
  * K x N for matmul.
  */
-import { expect } from 'vitest';
-import type { DenseLayer } from '../../../client/core/backend.ts';
-import { jsEngine, type CpuEngine, type MatmulForm } from '../../../client/core/cpu/index.ts';
-import { createSimdEngine } from '../../../client/core/cpu/simd.ts';
-import type { Workspace } from '../../../client/core/cpu/workspace.ts';
+import type { DenseLayer } from '../../../core/backend.ts';
+import { jsEngine, type CpuEngine, type MatmulForm } from '../../../core/cpu/index.ts';
+import { createSimdEngine } from '../../../core/cpu/simd.ts';
+import type { Workspace } from '../../../core/cpu/workspace.ts';
+import { expectClose, matmul64, setReplayHint, sigmoid64, softmax64 } from '../../reference64.ts';
+
+export { expectClose, matmul64, sigmoid64, softmax64 };
 
 /** Seed for this run's inputs: CPU_TEST_SEED to replay a failure, else fresh each run. */
 export const SEED = Number(process.env.CPU_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
+setReplayHint(`CPU_TEST_SEED=${SEED}`);
 
 /** mulberry32: a small seeded generator of uniforms in [0, 1). */
 export function generator(seed: number): () => number {
@@ -62,43 +66,8 @@ export async function testEngines(): Promise<NamedEngine[]> {
   }));
 }
 
-/** Float64 matmul and, per element, sum |a||b| (the scale of its rounding error). */
-export function matmul64(form: MatmulForm, A: Float32Array, B: Float32Array, M: number, K: number, N: number): { C: Float64Array; mag: Float64Array } {
-  const C = new Float64Array(M * N);
-  const mag = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) {
-    for (let j = 0; j < N; j++) {
-      let s = 0;
-      let m = 0;
-      for (let k = 0; k < K; k++) {
-        const a = form === 'tn' ? A[k * M + i]! : A[i * K + k]!;
-        const b = form === 'nt' ? B[j * K + k]! : B[k * N + j]!;
-        s += a * b;
-        m += Math.abs(a * b);
-      }
-      C[i * N + j] = s;
-      mag[i * N + j] = m;
-    }
-  }
-  return { C, mag };
-}
-
 /** Unit roundoff of float32. */
 export const U32 = 2 ** -24;
-
-/**
- * Every element of `got` within `tol(i)` of `want`, with a message naming
- * the first element that is not (and the seed of this run).
- */
-export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: (i: number) => number, what: string): void {
-  expect(got.length, `${what}: length`).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i]! - want[i]!);
-    if (!(err <= tol(i))) {
-      expect.fail(`${what}[${i}] = ${got[i]}, float64 reference ${want[i]}, error ${err} > tolerance ${tol(i)} (CPU_TEST_SEED=${SEED})`);
-    }
-  }
-}
 
 export function bitsEqual(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
@@ -106,10 +75,6 @@ export function bitsEqual(a: Float32Array, b: Float32Array): boolean {
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
-}
-
-export function sigmoid64(x: number): number {
-  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
 /** y = act(x W + b) in float64 for B rows; act 'sigmoid' or 'linear'. */
@@ -123,18 +88,6 @@ export function dense64(x: ArrayLike<number>, l: { nIn: number; nOut: number; W:
     }
   }
   return y;
-}
-
-export function softmax64(z: ArrayLike<number>, B: number, K: number): Float64Array {
-  const p = new Float64Array(B * K);
-  for (let i = 0; i < B; i++) {
-    let max = -Infinity;
-    for (let j = 0; j < K; j++) max = Math.max(max, z[i * K + j]!);
-    let s = 0;
-    for (let j = 0; j < K; j++) s += Math.exp(z[i * K + j]! - max);
-    for (let j = 0; j < K; j++) p[i * K + j] = Math.exp(z[i * K + j]! - max) / s;
-  }
-  return p;
 }
 
 /** Summed cross-entropy of the MLP (sigmoid hidden, softmax out) in float64. */
@@ -170,7 +123,7 @@ export function mlpGrad64(layers: readonly DenseLayer64[], x: ArrayLike<number>,
   for (let l = 0; l < layers.length; l++) acts.push(dense64(acts[l]!, layers[l]!, B, l < layers.length - 1 ? 'sigmoid' : 'linear'));
   const L = layers.length;
   const K = layers[L - 1]!.nOut;
-  let D: Float64Array = softmax64(acts[L]!, B, K);
+  let D: Float64Array = softmax64(acts[L]!, B, K).probs;
   for (let i = 0; i < B; i++) D[i * K + labels[i]!]! -= 1;
   const dW: Float64Array[] = new Array(L);
   const db: Float64Array[] = new Array(L);

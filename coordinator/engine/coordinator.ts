@@ -1,0 +1,460 @@
+/**
+ * The coordinator's engine, free of HTTP, wired from its parts: the blobs
+ * (blobs.ts), the workers (workers.ts), the lease book (leasing.ts), result
+ * intake (intake.ts), a job's run (run.ts), the views (views.ts) and the
+ * SQLite ledger (store.ts). coordinator/http/ maps HTTP onto it; tests may
+ * call it directly. Every refusal is a DomainError (an error code and a
+ * detail); no method takes or returns an HTTP object or a database row.
+ *
+ * One iteration (synchronous, as in Spark): weights of version t are
+ * published as a blob; one task per partition is created; each task is
+ * leased to a worker with a deadline; an expired lease sends its task back to
+ * the pool; the first valid result for a task is aggregated; when coverage is
+ * complete the momentum-SGD update runs and t becomes t + 1.
+ *
+ * Everything between reading a request body and answering runs without an
+ * await, so no two results interleave inside validation or aggregation.
+
+ *
+ * About 450 lines: this is the engine's whole public API (some forty
+ * methods), most of them a few lines that hand over to one of the parts.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
+import { initParams, tensorShapes, type Params } from '../../core/model/params.ts';
+import { phaseName, TrainingPlan } from '../../core/model/plan.ts';
+import {
+  encodeWeights,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type JobAction,
+  type JobEvent,
+  type JobMetrics,
+  type JobState,
+  type JobSummary,
+  type LeaseResponse,
+  type PublicStatus,
+  type RegisterRequest,
+  type RegisterResponse,
+  type ResultAck,
+  type WorkerView,
+} from '../../core/protocol/index.ts';
+import type { ReceiveSlot } from '../aggregate/index.ts';
+import { BlobStore, type Blob } from './blobs.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { DomainError } from './errors.ts';
+import { EventBus } from './events.ts';
+import { validateResult } from './intake.ts';
+import { LeaseBook, type NoLeaseReason } from './leasing.ts';
+import { withDefaults, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
+import { JobMode } from './modes.ts';
+import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIteration, publishWeights, resultLimit, type ActiveRun, type Perf } from './run.ts';
+import { Store, type JobRow } from './store.ts';
+import { jobMetrics, jobRow, jobSummary, publicStatus } from './views.ts';
+import { WorkerRegistry, type WorkerRef } from './workers.ts';
+
+export type { CoordinatorOptions } from './options.ts';
+export type { TrainTestData } from './run.ts';
+export type { WorkerRef } from './workers.ts';
+
+export class Coordinator {
+  readonly store: Store;
+  readonly events = new EventBus();
+  /** Where the coordinator's time goes (benchmarks): seconds and bytes since start. */
+  readonly perf: Perf = { results: 0, validateSeconds: 0, aggregateSeconds: 0, aggregateBytes: 0, updateSeconds: 0, slotBodies: 0, publishSeconds: 0, iterations: 0, checkpointFailures: 0, weightsReused: 0 };
+  private readonly opts: ResolvedOptions;
+  private readonly blobs = new BlobStore();
+  private readonly workerRegistry: WorkerRegistry;
+  private readonly leases: LeaseBook;
+  private readonly checkpoints: Checkpointer;
+  private readonly evaluations: Evaluator;
+  private run: ActiveRun | null = null;
+  /** for the active job, or the last one, so late results of a job that just ended still get `lease-expired` rather than `body-too-large` */
+  private resultLimit = resultLimit(null);
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+
+  private constructor(options: CoordinatorOptions) {
+    const opts = withDefaults(options);
+    this.opts = opts;
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.store = new Store(join(opts.dataDir, 'state.sqlite'));
+    const emit = (e: JobEvent): void => this.events.emit(e);
+    const log = (msg: string): void => this.opts.log?.(msg);
+    this.workerRegistry = new WorkerRegistry(this.store, emit);
+    this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.idleReason() }, {
+      leaseTimeoutMs: this.opts.leaseTimeoutMs,
+      maxLeaseWaitMs: this.opts.maxLeaseWaitMs,
+      log,
+    });
+    this.checkpoints = new Checkpointer(this.opts.dataDir, this.opts.keepCheckpoints, this.store, emit, log, this.perf);
+    this.evaluations = new Evaluator(this.opts.evalBackend, this.store, emit, log);
+  }
+
+  /** Opens the data folder and resumes a job that was running or paused when the process died. */
+  static async open(opts: CoordinatorOptions): Promise<Coordinator> {
+    const c = new Coordinator(opts);
+    const live = c.store.jobs().find((j) => j.state === 'running' || j.state === 'paused');
+    if (live) await c.activate(live, true);
+    const tick = Math.max(20, Math.min(250, Math.floor(c.opts.leaseTimeoutMs / 4)));
+    c.sweepTimer = setInterval(() => c.sweep(), tick);
+    c.sweepTimer.unref?.();
+    return c;
+  }
+
+  get heartbeatMs(): number {
+    return this.opts.heartbeatMs;
+  }
+
+  /** Largest result body accepted: the model's full gradient plus header slack. */
+  get maxResultBytes(): number {
+    return this.resultLimit;
+  }
+
+  get uploadTimeoutMs(): number {
+    return this.opts.uploadTimeoutMs;
+  }
+
+  get maxConcurrentUploads(): number {
+    return this.opts.maxConcurrentUploads;
+  }
+
+  private log(msg: string): void {
+    this.opts.log?.(msg);
+  }
+
+  private emit(e: JobEvent): void {
+    this.events.emit(e);
+  }
+
+  // ---------------------------------------------------------------- jobs
+
+  async createJob(input: unknown): Promise<JobSummary> {
+    let cfg: JobConfig;
+    try {
+      cfg = parseJobConfig(input);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new DomainError('bad-request', e.message);
+      throw e;
+    }
+    const data = await this.opts.loadData(cfg);
+    let plan: TrainingPlan;
+    try {
+      plan = new TrainingPlan(cfg, data.train.count);
+    } catch (e) {
+      throw new DomainError('bad-request', (e as Error).message);
+    }
+    const id = `job-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+    this.store.insertJob({
+      id,
+      name: cfg.name,
+      config: JSON.stringify(cfg),
+      state: 'created',
+      iteration: 0,
+      total_iterations: new JobMode(cfg, plan).total,
+      train_count: data.train.count,
+      checkpoint_iteration: 0,
+      checkpoint_path: null,
+      created_at: Date.now(),
+      started_at: null,
+      finished_at: null,
+      late_results: 0,
+      rejected_results: 0,
+      error: null,
+    });
+    return this.summary(id);
+  }
+
+  async action(id: string, action: JobAction): Promise<JobSummary> {
+    const j = jobRow(this.store, id);
+    const conflict = (why: string): never => {
+      throw new DomainError('conflict', `cannot ${action} job ${id} (${j.state}): ${why}`);
+    };
+    switch (action) {
+      case 'start':
+        if (j.state !== 'created') conflict('only a created job can start');
+        if (this.run) conflict(`job ${this.run.id} is active; pause does not free the grid, cancel it first`);
+        this.store.updateJob(id, { state: 'running', started_at: Date.now() });
+        await this.activate(jobRow(this.store, id), false);
+        break;
+      case 'pause':
+        if (j.state !== 'running') conflict('only a running job can pause');
+        this.setState(id, 'paused');
+        break;
+      case 'resume':
+        if (j.state !== 'paused') conflict('only a paused job can resume');
+        this.setState(id, 'running');
+        this.leases.pump();
+        break;
+      case 'cancel':
+        if (j.state === 'done' || j.state === 'cancelled' || j.state === 'failed') conflict('it has finished');
+        if (this.run?.id === id) this.deactivate();
+        this.store.updateJob(id, { state: 'cancelled', finished_at: Date.now() });
+        this.emit({ type: 'job', jobId: id, state: 'cancelled' });
+        this.leases.pump();
+        break;
+    }
+    return this.summary(id);
+  }
+
+  private setState(id: string, state: JobState): void {
+    this.store.updateJob(id, { state });
+    this.emit({ type: 'job', jobId: id, state });
+  }
+
+  /** Loads a job into memory and publishes its current iteration. */
+  private async activate(j: JobRow, recovering: boolean): Promise<void> {
+    const cfg = JSON.parse(j.config) as JobConfig;
+    const run = await openRun(j, cfg, this.blobs, this.opts);
+    this.resultLimit = resultLimit(cfg);
+    if (recovering) {
+      const dropped = this.store.dropFrom(j.id, run.iteration);
+      this.log(`job ${j.id}: resuming at iteration ${run.iteration} from ${j.checkpoint_path ?? 'the seed'} (was at ${j.iteration}; dropped ${dropped.tasks} tasks, ${dropped.leases} leases after the checkpoint)`);
+    }
+    this.run = run;
+    this.store.updateJob(j.id, { iteration: run.iteration });
+    if (run.iteration >= run.mode.total) {
+      this.finishJob();
+      return;
+    }
+    this.startIteration();
+    this.emit({ type: 'job', jobId: j.id, state: jobRow(this.store, j.id).state });
+  }
+
+  private deactivate(): void {
+    const run = this.run;
+    if (!run) return;
+    this.leases.endJob(run.id);
+    closeRun(run, this.blobs);
+    this.run = null;
+  }
+
+  /** Creates the tasks of step t (publishing its weights when completeIteration has not). */
+  private startIteration(): void {
+    const run = this.run!;
+    const it = publishIteration(run, this.blobs, this.store, this.perf);
+    if (it.phaseStart) this.emit({ type: 'phase', jobId: run.id, phase: phaseName(it.phase), iteration: run.iteration });
+    this.leases.forgetBefore(run.id, run.iteration);
+    this.leases.pump();
+  }
+
+  /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
+  private completeIteration(): void {
+    const run = this.run!;
+    const { row, it, done } = applyUpdate(run, this.store, this.perf);
+    // The next version, before the checkpoint keeps it and the evaluation reads the (at a phase end, snapped)
+    // weights; with a training config also after the last step, as the in-process trainer does.
+    if (!done || run.mode.training) publishWeights(run, this.blobs, this.perf, it);
+    this.emit({ type: 'iteration', jobId: run.id, metrics: row });
+    if (it.phaseEnd || done || run.iteration % run.cfg.checkpointEvery === 0) this.checkpoints.tryWrite(run);
+    if (it.phaseEnd || done) this.evaluations.schedule(run, row.iteration, row.phase);
+    if (done) {
+      this.finishJob();
+      return;
+    }
+    this.startIteration();
+  }
+
+  private finishJob(): void {
+    const id = this.run!.id;
+    // The job is done once its final evaluation is recorded.
+    this.evaluations.then(() => {
+      this.store.updateJob(id, { state: 'done', finished_at: Date.now() });
+      this.emit({ type: 'job', jobId: id, state: 'done' });
+      if (this.run?.id === id) this.deactivate();
+      this.leases.pump();
+    });
+    this.leases.pump();
+  }
+
+  /** No task to lease now, why; null when the active run has tasks to give. */
+  private idleReason(): NoLeaseReason | null {
+    const run = this.run;
+    if (!run) return this.store.jobs().some((j) => j.state === 'done') ? 'done' : 'no-job';
+    if (this.store.job(run.id)!.state === 'paused') return 'paused';
+    if (run.iteration >= run.mode.total || !run.it) return 'done';
+    return null;
+  }
+
+  /** Resolves when pending evaluations (and the job's completion) are recorded. */
+  idle(): Promise<void> {
+    return this.evaluations.idle();
+  }
+
+  summary(id: string): JobSummary {
+    return jobSummary(this.store, id, this.run?.id === id ? this.run : null);
+  }
+
+  jobs(): JobSummary[] {
+    return this.store.jobs().map((j) => this.summary(j.id));
+  }
+
+  metrics(id: string, since = 0): JobMetrics {
+    return jobMetrics(this.store, id, since);
+  }
+
+  /** The current weights of a job as safetensors: the active job's live weights, else its last checkpoint's. */
+  weightsOf(id: string): Uint8Array {
+    const j = jobRow(this.store, id);
+    if (this.run?.id === id) return encodeWeights(this.run.cfg, this.run.params, this.run.shapes, this.run.iteration, id);
+    const cfg = JSON.parse(j.config) as JobConfig;
+    if (j.checkpoint_path && existsSync(j.checkpoint_path)) {
+      const ck = loadCheckpoint(j.checkpoint_path, cfg);
+      return encodeWeights(cfg, ck.params, tensorShapes(cfg), ck.iteration, id);
+    }
+    return encodeWeights(cfg, initParams(cfg), tensorShapes(cfg), 0, id);
+  }
+
+  /** The active job's live params (tests compare them with the in-process trainer). */
+  activeParams(): Params | null {
+    return this.run?.params ?? null;
+  }
+
+  publicStatus(): PublicStatus {
+    return publicStatus(this.store, this.run, this.workerRegistry.activeCount());
+  }
+
+  // ---------------------------------------------------------------- blobs
+
+  /** A served blob; `gone` for an old version's weights, `not-found` for an unknown hash. */
+  blob(hash: string): Blob {
+    return this.blobs.get(hash);
+  }
+
+  /** Marks a blob as being sent; call the returned function when the response has ended (BlobStore.hold). */
+  holdBlob(hash: string): () => void {
+    return this.blobs.hold(hash);
+  }
+
+  /** Memory to read a result body of `bytes` into (so aggregation needs no copy), or null. */
+  receiveSlot(bytes: number): ReceiveSlot | null {
+    const slot = this.run?.aggregator.acquireSlot(bytes) ?? null;
+    if (slot) this.perf.slotBodies++;
+    return slot;
+  }
+
+  noteBytesOut(n: number): void {
+    if (this.run) this.run.bytesOut += n;
+  }
+
+  // ---------------------------------------------------------------- workers
+
+  register(req: RegisterRequest): RegisterResponse {
+    return this.workerRegistry.register(req, { heartbeatMs: this.opts.heartbeatMs, maxResultBytes: this.maxResultBytes });
+  }
+
+  /** The worker a token belongs to (`unauthorized`, `worker-left`). Marks it seen, and active again if it was lost. */
+  authenticate(token: string | undefined): WorkerRef {
+    return this.workerRegistry.authenticate(token);
+  }
+
+  heartbeat(ref: WorkerRef, req: HeartbeatRequest): HeartbeatResponse {
+    this.workerRegistry.heartbeat(this.workerRegistry.of(ref), req);
+    const run = this.run;
+    if (!run) return { job: null };
+    return { job: { id: run.id, state: this.store.job(run.id)!.state, iteration: run.iteration } };
+  }
+
+  leave(ref: WorkerRef): void {
+    const w = this.workerRegistry.of(ref);
+    this.workerRegistry.markLeft(w);
+    this.leases.releaseWorker(w, 'returned');
+  }
+
+  workers(): WorkerView[] {
+    return this.workerRegistry.views();
+  }
+
+  // ---------------------------------------------------------------- leasing
+
+  /**
+   * A lease now (and up to maxTasks - 1 more of the same iteration), or after
+   * a long-poll of up to waitMs, or the reason there is none.
+   */
+  lease(ref: WorkerRef, cached: readonly string[] | undefined, waitMs: number, maxTasks = 1): Promise<LeaseResponse> {
+    return this.leases.lease(this.workerRegistry.of(ref), cached, waitMs, maxTasks);
+  }
+
+  /** Gives a lease back (the worker is stopping). */
+  returnLease(ref: WorkerRef, leaseId: string): void {
+    this.leases.returnLease(this.workerRegistry.of(ref), leaseId);
+  }
+
+  /** Expires overdue leases and leases of silent workers. */
+  sweep(): void {
+    const now = Date.now();
+    this.leases.sweep(now);
+    for (const w of this.workerRegistry.sweepSilent(now, this.opts.workerTimeoutMs)) this.leases.releaseWorker(w, 'expired');
+  }
+
+  // ---------------------------------------------------------------- results
+
+  /**
+   * Validates a result completely (intake.ts), then (only then) records and
+   * aggregates it. A refusal throws DomainError and changes nothing but the
+   * rejected / late counters and the expiry of overdue leases.
+   */
+  submitResult(ref: WorkerRef, leaseId: string, body: Uint8Array): ResultAck {
+    const w = this.workerRegistry.of(ref);
+    const l = this.leases.find(leaseId);
+    const run = this.run;
+    const tStart = performance.now();
+    const v = validateResult({
+      workerId: w.id,
+      lease: l,
+      lookup: (id) => this.leases.get(id),
+      run,
+      body,
+      normBoundPerExample: this.opts.normBoundPerExample,
+      now: Date.now(),
+    });
+    for (const x of v.overdue) this.leases.expire(x, 'expired');
+    if (!v.ok) {
+      if (v.late) {
+        this.workerRegistry.noteLate(w);
+        this.store.bumpJob(l.jobId, 'late_results');
+      } else {
+        this.workerRegistry.noteRejected(w);
+        this.store.bumpJob(l.jobId, 'rejected_results');
+      }
+      throw new DomainError(v.code, v.detail);
+    }
+    const { meta, grads, answers } = v;
+
+    // Valid: record, aggregate.
+    const tAgg = performance.now();
+    const summedBefore = run!.aggregator.bytesSummed;
+    const taskIds = answers.map((x) => x.slot.id);
+    const outcome = run!.aggregator.add(taskIds, { grads, loss: meta.loss, correct: meta.correct, count: meta.count });
+    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
+    this.perf.aggregateBytes += run!.aggregator.bytesSummed - summedBefore;
+    this.perf.validateSeconds += (tAgg - tStart) / 1000;
+    this.perf.results++;
+    if (outcome !== 'added') throw new Error(`aggregator refused tasks ${taskIds.join(', ')} (${outcome}) although the ledger had them open`);
+    const now = Date.now();
+    for (const x of answers) {
+      x.lease.state = 'done';
+      x.slot.state = 'done';
+    }
+    run!.bytesIn += body.length;
+    this.store.tx(() => {
+      for (const x of answers) {
+        this.store.closeLease(x.lease.id, 'done', now);
+        this.store.updateTask(x.slot.id, { state: 'done', done_at: now });
+      }
+      this.workerRegistry.noteDone(w, answers.length, meta.count, now);
+    });
+    const ack: ResultAck = { accepted: true, taskId: answers[0]!.slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
+    if (run!.aggregator.complete()) this.completeIteration();
+    return ack;
+  }
+
+  /** Stops timers, answers long-polls, closes the database. */
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.leases.close();
+    await this.evaluations.close();
+    this.store.close();
+  }
+}
