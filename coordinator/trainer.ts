@@ -5,7 +5,7 @@
  * sampleRange picks), sums the results in partition order, and applies the
  * momentum-SGD update. Same seed, same backend: same weights, bit for bit.
  *
- * A job with a `training` config (client/core/model/training.ts) runs as the
+ * A job with a `training` config (core/model/training.ts) runs as the
  * coordinator runs it: tasks compute on the published weights of the
  * delta-broadcast chain (weights-delta.ts), results travel in the up encoding
  * (encoded and decoded here too, with the same rounding seeds), and in

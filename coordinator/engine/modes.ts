@@ -1,6 +1,6 @@
 /**
  * What the coordinator's engine does differently per training mode
- * (client/core/model/training.ts), in one place: the steps of a job (sync
+ * (core/model/training.ts), in one place: the steps of a job (sync
  * iterations, or local-SGD rounds), the examples each task must count, the
  * result decoding, the update, and the weights broadcast (whole weights as
  * before, or the delta chain of weights-delta.ts).
