@@ -9,7 +9,7 @@
  */
 import type { JobConfig } from '../../core/model/config.ts';
 import type { Params } from '../../core/model/params.ts';
-import { decodeWeights, type DeltaRef } from '../../core/protocol/index.ts';
+import { decodeWeights, encodeWeights, type DeltaRef } from '../../core/protocol/index.ts';
 import { applyWeightsDelta, type HeldWeights } from '../../core/protocol/weights-delta.ts';
 
 /** Where the lease's weights can come from. */
@@ -30,6 +30,8 @@ export interface HolderStats {
 
 export class WeightsHolder {
   private held: (HeldWeights & { readonly jobId: string }) | null = null;
+  /** the config and shapes of the held weights' job (to re-encode them: blob()) */
+  private job: { cfg: JobConfig; shapes: ReadonlyMap<string, readonly number[]> } | null = null;
   private scratch: Uint8Array | undefined;
   readonly stats: HolderStats = { wholeDownloads: 0, deltasApplied: 0, deltasRefused: 0 };
 
@@ -49,8 +51,16 @@ export class WeightsHolder {
     this.held = null;
   }
 
+  /** The whole weights blob of the held version, if it has this hash (re-encoded: the donate page's filters). */
+  blob(hash: string): Uint8Array | undefined {
+    const h = this.held;
+    if (!h || h.hash !== hash || !this.job) return undefined;
+    return encodeWeights(this.job.cfg, h.params, this.job.shapes, h.version, h.jobId);
+  }
+
   /** The weights of the offer's version: held already, by delta, or whole. */
   async get(cfg: JobConfig, shapes: ReadonlyMap<string, readonly number[]>, offer: WeightsOffer): Promise<Params> {
+    this.job = { cfg, shapes };
     const h = this.held;
     if (h && h.jobId === offer.jobId && h.version === offer.weights.version && h.hash === offer.weights.hash) return h.params;
     // the deltas from the held version on, if the offer reaches back to it and they cost less than the whole blob

@@ -300,9 +300,9 @@ export class GridWorker {
     return { value: params, verified: blob.verified };
   }
 
-  /** The bytes of the weights blob with this hash while this worker holds them (until its next weights download). */
+  /** The bytes of the weights blob with this hash while this worker holds them (until its next weights download; with a training config, the held published weights re-encoded). */
   weightsBlob(hash: string): Uint8Array | undefined {
-    return this.decodedWeights?.hash === hash ? this.decodedWeights.bytes : undefined;
+    return this.decodedWeights?.hash === hash ? this.decodedWeights.bytes : this.holder.blob(hash);
   }
 
   private async partition(lease: TaskLease): Promise<Verified<Partition>> {

@@ -59,6 +59,9 @@ describe('worker weights holder', () => {
     await holder.get(cfg, shapes, await offer(versions, 7, 3));
     expect(fetched).toEqual(['weights', 'delta', 'weights', 'delta', 'delta']);
     expect(holder.hash).toBe(versions[7]!.hash);
+    // the held weights as a whole blob again: the coordinator's bytes of that version
+    expect(Buffer.from(holder.blob(versions[7]!.hash)!).equals(Buffer.from(versions[7]!.blob))).toBe(true);
+    expect(holder.blob(versions[6]!.hash)).toBeUndefined();
   });
 
   it('takes whole weights when the deltas it would need weigh more than the whole blob', async () => {
