@@ -16,7 +16,7 @@
  * function of the task. A job without a training config keeps the plain
  * float32 result of protocol.ts, decoded by decodeResult.
  */
-import { dequantize, encodedEntries, EncodingError, readEncoded, taskSeed, type EncodedTensor } from './encoded-tensors.ts';
+import { encodedEntries, EncodingError, readEncoded, taskSeed, type EncodedTensor } from './encoded-tensors.ts';
 import type { JobConfig } from '../model/config.ts';
 import type { TensorEncoding, TrainingConfig, TrainingMode } from '../model/training.ts';
 import { MAX_TASKS_PER_REQUEST } from './messages.ts';
@@ -126,9 +126,4 @@ export function decodeTrainingResult(bytes: Uint8Array, shapes: ReadonlyMap<stri
   if (meta.correct > meta.count) bad(`"correct" (${meta.correct}) exceeds "count" (${meta.count})`);
   const tensors = readEncoded(bytes, spans, shapes, training.up, training.blockSize, 'result');
   return { meta, tensors };
-}
-
-/** Float32 values of the decoded tensors (f32: the body's views; f16, int8: fresh arrays the caller owns). */
-export function resultTensors(decoded: DecodedTrainingResult): Map<string, Float32Array> {
-  return new Map([...decoded.tensors].map(([n, t]) => [n, dequantize(t)]));
 }
