@@ -540,6 +540,14 @@ function renderCharts(): void {
   );
   const pct = (keep: (phase: string) => boolean) => evals.map((e) => (keep(e.phase) ? e.testError * 100 : null));
   test.setData([ex, pct((p) => p === 'finetune'), pct((p) => p !== 'finetune')] as uPlot.AlignedData);
+
+  // what each iteration (round, in local SGD) moved per example it trained: results in, blobs out (weights, deltas, partitions)
+  const bytes = chart('chart-bytes', [
+    { label: 'in (results)', color: COLORS[3]! },
+    { label: 'out (weights, deltas, partitions)', color: COLORS[5]! },
+  ], 'bytes / example');
+  const perExample = (f: (r: IterationMetricsRow) => number) => rows.map((r) => (r.count > 0 ? f(r) / r.count : null));
+  bytes.setData([xs, perExample((r) => r.bytesIn), perExample((r) => r.bytesOut)] as uPlot.AlignedData);
   document.body.dataset.chartPoints = String(rows.length);
 }
 
