@@ -1,6 +1,7 @@
 /** The coordinator's options, and their defaults. */
 import type { ComputeBackend } from '../../core/backend.ts';
 import type { JobConfig } from '../../core/model/config.ts';
+import { MAX_TASKS_PER_REQUEST } from '../../core/protocol/index.ts';
 import type { AggregatorKind } from '../aggregate/index.ts';
 import type { TrainTestData } from './run.ts';
 
@@ -31,6 +32,10 @@ export interface CoordinatorOptions {
   readonly summer?: 'auto' | 'js' | 'simd';
   /** keep this many checkpoint files per job (default 2) */
   readonly keepCheckpoints?: number;
+  /** leases one worker may hold at once (default MAX_TASKS_PER_REQUEST, 64) */
+  readonly maxLeasesPerWorker?: number;
+  /** a worker that left or was lost this long ago is deleted, row and all (default 24 h) */
+  readonly workerRetentionMs?: number;
   readonly log?: (msg: string) => void;
 }
 
@@ -53,6 +58,8 @@ export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
     maxConcurrentUploads: o.maxConcurrentUploads ?? 4,
     uploadTimeoutMs: o.uploadTimeoutMs ?? 60_000,
     summer: o.summer ?? 'auto',
+    maxLeasesPerWorker: o.maxLeasesPerWorker ?? MAX_TASKS_PER_REQUEST,
+    workerRetentionMs: o.workerRetentionMs ?? 24 * 3_600_000,
     log: o.log,
   };
 }

@@ -35,6 +35,7 @@ export const STATUS: Readonly<Record<ErrorCode, HttpStatus>> = {
   'wrong-mode': 422,
   'wrong-encoding': 422,
   'bad-scale': 422,
+  'out-of-range': 422,
   'rate-limited': 429,
   internal: 500,
 };

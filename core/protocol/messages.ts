@@ -47,6 +47,7 @@ export type ErrorCode =
   | 'wrong-encoding'
   | 'bad-scale'
   | 'unknown-version'
+  | 'out-of-range'
   | 'body-too-large'
   | 'upload-timeout'
   | 'rate-limited'
