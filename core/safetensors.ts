@@ -8,11 +8,12 @@
  * SafetensorsError naming what was wrong; it never reads out of bounds.
  */
 
-export type DType = 'F32' | 'F64' | 'U8' | 'U32' | 'I32';
+/** F16 travels as its raw bit patterns (Uint16Array; quant.ts decodes them), I8 as Int8Array. */
+export type DType = 'F32' | 'F64' | 'F16' | 'U8' | 'I8' | 'U32' | 'I32';
 
-const DTYPE_BYTES: Record<DType, number> = { F32: 4, F64: 8, U8: 1, U32: 4, I32: 4 };
+const DTYPE_BYTES: Record<DType, number> = { F32: 4, F64: 8, F16: 2, U8: 1, I8: 1, U32: 4, I32: 4 };
 
-export type TensorData = Float32Array | Float64Array | Uint8Array | Uint32Array | Int32Array;
+export type TensorData = Float32Array | Float64Array | Uint16Array | Uint8Array | Int8Array | Uint32Array | Int32Array;
 
 export interface Tensor {
   readonly dtype: DType;
@@ -35,7 +36,9 @@ export class SafetensorsError extends Error {
 function dtypeOf(data: TensorData): DType {
   if (data instanceof Float32Array) return 'F32';
   if (data instanceof Float64Array) return 'F64';
+  if (data instanceof Uint16Array) return 'F16';
   if (data instanceof Uint8Array) return 'U8';
+  if (data instanceof Int8Array) return 'I8';
   if (data instanceof Uint32Array) return 'U32';
   return 'I32';
 }
@@ -192,7 +195,9 @@ export function tensorData(bytes: Uint8Array, span: TensorSpan, view = false): T
     case 'F64': return new Float64Array(buf, off, len);
     case 'U32': return new Uint32Array(buf, off, len);
     case 'I32': return new Int32Array(buf, off, len);
+    case 'F16': return new Uint16Array(buf, off, len);
     case 'U8': return new Uint8Array(buf, off, len);
+    case 'I8': return new Int8Array(buf, off, len);
   }
 }
 

@@ -29,6 +29,12 @@ import {
 import { sampleRange } from '../../core/rng.ts';
 import { decodePartition, type Partition } from '../../core/protocol/partition.ts';
 import { addResults, batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
+import { computeLocalTask } from '../../core/local-sgd.ts';
+import type { JobConfig } from '../../core/model/config.ts';
+import { TrainingPlan } from '../../core/model/plan.ts';
+import { LocalSgdPlan } from '../../core/model/training.ts';
+import { encodeTrainingResult } from '../../core/protocol/encoded-results.ts';
+import { WeightsHolder } from './weights-holder.ts';
 import { MemoryBlobCache, type BlobCache } from './cache.ts';
 import { CoordinatorError, readBytes, sleep } from './net.ts';
 import type { FetchLike, WorkerEvent, WorkerOptions } from './options.ts';
@@ -299,9 +305,9 @@ export class GridWorker {
     return { value: params, verified: blob.verified };
   }
 
-  /** The bytes of the weights blob with this hash while this worker holds them (until its next weights download). */
+  /** The bytes of the weights blob with this hash while this worker holds them (until its next weights download; with a training config, the held published weights re-encoded). */
   weightsBlob(hash: string): Uint8Array | undefined {
-    return this.decodedWeights?.hash === hash ? this.decodedWeights.bytes : undefined;
+    return this.decodedWeights?.hash === hash ? this.decodedWeights.bytes : this.holder.blob(hash);
   }
 
   private async partition(lease: TaskLease): Promise<Verified<Partition>> {
@@ -346,7 +352,9 @@ export class GridWorker {
       for (const m of more) {
         if (m.iteration !== lease.iteration || m.weights.hash !== lease.weights.hash) throw new Error(`lease ${m.leaseId} of a bundle is for other weights than lease ${lease.leaseId}`);
       }
-      const w = await this.weights(lease);
+      const training = lease.config.training;
+      // with a training config: the published weights, held across versions and moved by deltas (hash-checked before use)
+      const w = training ? { value: await this.holder.get(lease.config, tensorShapes(lease.config), lease), verified: Promise.resolve() } : await this.weights(lease);
       const checks = [w.verified];
       let fetchMs = performance.now() - t0;
       let computeMs = 0;
@@ -357,9 +365,16 @@ export class GridWorker {
         const p = await this.partition(l);
         checks.push(p.verified);
         const tb = performance.now();
-        const ids = sampleRange(cfg.seed, l.iteration, l.partition.lo, l.partition.hi, l.sample.fraction);
-        if (ids.length !== l.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${l.sample.count}: rng mismatch`);
-        const r = await computeTask(this.opts.backend, cfg, w.value, { phase: l.phase, iteration: l.iteration, seed: cfg.seed, weightsVersion: l.weights.version }, batchFromPartition(p.value, ids));
+        let r: TaskResult;
+        if (training?.mode === 'local-sgd') {
+          if (!l.local) throw new Error(`lease ${l.leaseId} of a local-SGD job names no round`);
+          const lr = await computeLocalTask(this.opts.backend, cfg, this.localPlan(cfg, l.local.trainCount), w.value, { round: l.local.round, lo: l.partition.lo, hi: l.partition.hi, weightsVersion: l.weights.version }, (ids) => batchFromPartition(p.value, ids));
+          r = { grads: lr.delta, loss: lr.loss, correct: lr.correct, count: lr.count };
+        } else {
+          const ids = sampleRange(cfg.seed, l.iteration, l.partition.lo, l.partition.hi, l.sample.fraction);
+          r = await computeTask(this.opts.backend, cfg, w.value, { phase: l.phase, iteration: l.iteration, seed: cfg.seed, weightsVersion: l.weights.version }, batchFromPartition(p.value, ids));
+        }
+        if (r.count !== l.sample.count) throw new Error(`sampled ${r.count} examples, the lease says ${l.sample.count}: rng mismatch`);
         sum = sum ? addResults(sum, r) : r;
         fetchMs += tb - ta;
         computeMs += performance.now() - tb;
@@ -368,20 +383,18 @@ export class GridWorker {
       await Promise.all(checks);
       if (all.some((l) => this.returned.has(l.leaseId))) return; // given back while computing
       const spare = this.uploadBuffers.pop();
-      const body = encodeResult(
-        {
-          taskId: lease.taskId,
-          leaseId: lease.leaseId,
-          weightsVersion: lease.weights.version,
-          count: sum!.count,
-          loss: sum!.loss,
-          correct: sum!.correct,
-          ...(more.length ? { bundle: more.map((m) => m.leaseId) } : {}),
-        },
-        sum!.grads,
-        tensorShapes(cfg),
-        spare,
-      );
+      const meta = {
+        taskId: lease.taskId,
+        leaseId: lease.leaseId,
+        weightsVersion: lease.weights.version,
+        count: sum!.count,
+        loss: sum!.loss,
+        correct: sum!.correct,
+        ...(more.length ? { bundle: more.map((m) => m.leaseId) } : {}),
+      };
+      const body = training
+        ? encodeTrainingResult(cfg, training, lease.partition.index, { ...meta, weightsHash: lease.weights.hash }, sum!.grads, tensorShapes(cfg))
+        : encodeResult(meta, sum!.grads, tensorShapes(cfg), spare);
       const buffer = new Uint8Array(body.buffer);
       const t3 = performance.now();
       if (this.throttle < 1) await sleep((t2 - t0) * (1 / this.throttle - 1), this.stopCtl.signal);
@@ -404,6 +417,33 @@ export class GridWorker {
 
   private inflight: Promise<void> = Promise.resolve();
   private readonly returned = new Set<string>();
+
+  /** The published weights of a job with a training config (whole on joining or when too far behind, else by deltas). */
+  private readonly holder = new WeightsHolder(async (hash) => {
+    const b = await this.blob(hash, 'weights');
+    await b.verified; // a delta changes the held weights in place: only a verified blob may
+    return b.value;
+  });
+
+  /** Whole-weights downloads and deltas applied (tests, benchmarks). */
+  get weightStats(): Readonly<WeightsHolder['stats']> {
+    return this.holder.stats;
+  }
+
+  /** The published weights this worker holds (tests: bit-identical to the coordinator's). */
+  heldWeights(): { version: number; hash: string } | null {
+    const v = this.holder.version;
+    return v === null ? null : { version: v, hash: this.holder.hash! };
+  }
+
+  private lsp: { key: string; plan: LocalSgdPlan } | null = null;
+
+  /** A local-SGD job's round plan, rebuilt from the lease (cached per job config and training set size). */
+  private localPlan(cfg: JobConfig, trainCount: number): LocalSgdPlan {
+    const key = `${JSON.stringify(cfg)}#${trainCount}`;
+    if (this.lsp?.key !== key) this.lsp = { key, plan: new LocalSgdPlan(new TrainingPlan(cfg, trainCount), cfg.training!.localSteps) };
+    return this.lsp.plan;
+  }
 
   /**
    * Uploads one result (for one lease, or a bundle: the first lease's path,

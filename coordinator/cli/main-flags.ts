@@ -9,7 +9,9 @@ export const MAIN_USAGE = `usage: npm start -- [options]
   --port N              HTTP port (default 8080)
   --host H              address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)
   --data DIR            state, checkpoints and the worker cache (default .tessera); restart on it to resume
-  --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN
+  --job FILE            a JSON job config (partial; the rest from DEFAULT_JOB) instead of the default MNIST DBN;
+                        its "training" field picks the mode (sync | local-sgd) and the wire encodings,
+                        e.g. bench/configs/spark-dbn-local-sgd.json
   --workers N           local Deno workers to start (default 1; 0 for none)
   --backend B           their backend: auto (WebGPU on a real GPU, else CPU), webgpu, cpu (default auto)
   --admin-token T       set the admin token (also TESSERA_ADMIN_TOKEN); else one is created at the first start

@@ -23,6 +23,7 @@ import { startServer } from '../server.ts';
 import { JobLine } from './job-line.ts';
 import { MAIN_USAGE, parseMainFlags } from './main-flags.ts';
 import { readJobFile, runCli } from './run-cli.ts';
+import { describeTraining } from '../../core/model/training.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
       await srv.close(); // nothing half-started: no worker runs yet
       throw e;
     }
-    console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}): ${job.totalIterations} iterations`);
+    console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}, ${describeTraining(job.config)}): ${job.totalIterations} ${job.config.training?.mode === 'local-sgd' ? 'rounds' : 'iterations'}`);
   }
   const jobId = job.id;
   console.log('');

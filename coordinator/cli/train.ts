@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { createCpuBackend } from '../../core/cpu/index.ts';
 import { DEFAULT_JOB, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
 import { phaseName } from '../../core/model/plan.ts';
+import { describeTraining } from '../../core/model/training.ts';
 import { subset } from '../../core/dataset.ts';
 import { loadMnist } from '../../datasets/mnist.ts';
 import { loadCheckpoint, saveCheckpoint } from '../engine/checkpoint.ts';
@@ -42,12 +43,14 @@ async function main(): Promise<number> {
   console.log(`Tessera in-process training: ${config.name}, layers ${config.layers.join('-')}`);
   console.log(`data: ${data.source}; ${train.count} training, ${test.count} test examples; ${config.partitions} partitions`);
   console.log(`backend: ${backend.kind} (${backend.adapter}); ${plan.totalIterations} iterations in ${plan.phases.length} phases`);
+  if (trainer.local) console.log(`training: ${describeTraining(config)}: ${trainer.total} rounds`);
+  else if (config.training) console.log(`training: ${describeTraining(config)}`);
   for (const p of plan.phases) {
     console.log(`  ${phaseName(p.phase).padEnd(18)} ${p.iterations} iterations, batch ~${p.config.batchSize}, ${p.config.epochs} epochs`);
   }
   if (resume) console.log(`resuming at iteration ${resume.iteration} from ${values.resume}`);
 
-  const bar = new ProgressBar(plan.totalIterations);
+  const bar = new ProgressBar(trainer.total);
   const t0 = performance.now();
   let phaseStart = performance.now();
   let phaseExamples = 0;
@@ -63,7 +66,8 @@ async function main(): Promise<number> {
     epochCount += m.count;
     const what = it.phase.kind === 'pretrain' ? 'recon' : 'loss';
     bar.update(trainer.iteration, `${phaseName(it.phase)} ${what} ${(epochLoss / Math.max(epochCount, 1)).toFixed(4)}`);
-    const epochEnd = (it.step + 1) % plan.phases[it.phaseIndex]!.iterationsPerEpoch === 0;
+    // local SGD: a line per round (a round spans many plan iterations)
+    const epochEnd = m.round !== undefined || (it.step + 1) % plan.phases[it.phaseIndex]!.iterationsPerEpoch === 0;
     if (epochEnd || it.phaseEnd) {
       const acc = it.phase.kind === 'finetune' ? `, train accuracy ${((100 * epochCorrect) / epochCount).toFixed(2)}%` : '';
       bar.log(`${phaseName(it.phase)} epoch ${Math.ceil(it.epoch + 1e-9)}: ${what} ${(epochLoss / epochCount).toFixed(4)}${acc}`);

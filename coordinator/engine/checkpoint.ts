@@ -19,6 +19,11 @@ export interface Checkpoint {
   readonly params: Params;
   readonly velocity: Map<string, Float32Array>;
   readonly config: JobConfig;
+  /**
+   * the delta broadcast's published weights, where they differ from the
+   * master weights `params` (quantised down encodings): stored as "pub.<name>"
+   */
+  readonly published?: Params;
 }
 
 export function encodeCheckpoint(ck: Checkpoint): Uint8Array {
@@ -30,6 +35,7 @@ export function encodeCheckpoint(ck: Checkpoint): Uint8Array {
     entries.push([name, { shape, data: t }]);
   }
   for (const [name, v] of ck.velocity) entries.push([`vel.${name}`, { shape: shapes.get(name) ?? [v.length], data: v }]);
+  for (const [name, v] of ck.published ?? []) entries.push([`pub.${name}`, { shape: shapes.get(name) ?? [v.length], data: v }]);
   return encodeSafetensors(entries, {
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
@@ -62,9 +68,10 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint', expec
   if (expect && JSON.stringify(expect) !== JSON.stringify(config)) fail('it was written for a different job config');
   const params: Params = new Map();
   const velocity = new Map<string, Float32Array>();
+  const published: Params = new Map();
   const shapes = tensorShapes(config);
   for (const [name, t] of st.tensors) {
-    const base = name.startsWith('vel.') ? name.slice(4) : name;
+    const base = name.startsWith('vel.') || name.startsWith('pub.') ? name.slice(4) : name;
     const shape = shapes.get(base);
     if (!shape) fail(`unexpected tensor "${name}"`);
     if (t.dtype !== 'F32' || t.shape.join('x') !== shape!.join('x')) {
@@ -72,9 +79,13 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint', expec
     }
     const data = t.data as Float32Array;
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) fail(`tensor "${name}" holds a non-finite value at ${i}`);
-    (name === base ? params : velocity).set(base, data);
+    (name === base ? params : name.startsWith('vel.') ? velocity : published).set(base, data);
   }
   for (const name of shapes.keys()) if (!params.has(name)) fail(`missing tensor "${name}"`);
+  if (published.size) {
+    for (const name of shapes.keys()) if (!published.has(name)) fail(`missing tensor "pub.${name}" (a checkpoint with published weights holds every tensor)`);
+    return { iteration, params, velocity, config, published };
+  }
   return { iteration, params, velocity, config };
 }
 

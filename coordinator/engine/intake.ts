@@ -7,6 +7,7 @@
  * leases, aggregation).
  */
 import { decodeResult, ProtocolError, type ErrorCode, type ResultMeta } from '../../core/protocol/index.ts';
+import type { JobMode, ModeResult } from './modes.ts';
 import type { TaskSlot } from './run.ts';
 
 /** A lease as the ledger keeps it. */
@@ -28,6 +29,10 @@ export interface IterationView {
   readonly iteration: number;
   readonly slots: readonly TaskSlot[];
   readonly gradShapes: ReadonlyMap<string, readonly number[]>;
+  /** the job's mode: how a result body decodes (JobMode.decode), and whether it must name the published weights; absent: the original float32 result */
+  readonly mode?: Pick<JobMode, 'decode' | 'training'>;
+  /** the published weights of the iteration */
+  readonly weights?: { readonly hash: string } | null;
   /** the largest loss one example can report in this iteration (metric-bounds.ts); absent: no bound */
   readonly lossBoundPerExample?: number;
 }
@@ -103,14 +108,19 @@ export function validateResult(input: IntakeInput): Intake {
   const first = openSlot(workerId, l, run, now, overdue);
   if ('ok' in first) return first;
 
-  let decoded;
+  let decoded: ModeResult;
   try {
-    decoded = decodeResult(input.body, run!.gradShapes);
+    // the job's mode and encoding (JobMode.decode); without one, the original float32 result
+    if (run!.mode) decoded = run!.mode.decode(input.body, run!.gradShapes);
+    else {
+      const r = decodeResult(input.body, run!.gradShapes);
+      decoded = { meta: r.meta, tensors: r.grads };
+    }
   } catch (e) {
     if (e instanceof ProtocolError) return refuse(e.code, e.message);
     throw e;
   }
-  const { meta, grads } = decoded;
+  const { meta, tensors: grads } = decoded;
   if (meta.leaseId !== l.id || meta.taskId !== l.taskId) {
     return refuse('malformed-result', `metadata names lease ${meta.leaseId} / task ${meta.taskId}, the upload is for lease ${l.id} / task ${l.taskId}`);
   }
@@ -127,6 +137,9 @@ export function validateResult(input: IntakeInput): Intake {
   }
   if (meta.weightsVersion !== l.iteration) {
     return refuse('stale-weights', `result computed on weights version ${meta.weightsVersion}, the lease is for version ${l.iteration}`);
+  }
+  if (run!.mode?.training && meta.weightsHash !== run!.weights?.hash) {
+    return refuse('unknown-version', `result computed on weights ${meta.weightsHash}, which this coordinator did not publish as version ${l.iteration} (${run!.weights?.hash}): apply the lease's deltas only from a version they name, else download the whole weights`);
   }
   const expected = answers.reduce((n, x) => n + x.slot.expected, 0);
   if (meta.count !== expected) {

@@ -158,6 +158,8 @@ export class LeaseBook {
       weights: { hash: weights.hash, bytes: weights.bytes, version: weights.version },
       partition: { hash: p.hash, bytes: p.bytes, index: p.index, lo: p.lo, hi: p.hi },
       sample: { fraction: run.it!.fraction, count: slot.expected },
+      ...(run.mode.local ? { local: { round: t, trainCount: run.trainCount } } : {}),
+      ...(run.deltas.length ? { deltas: [...run.deltas] } : {}),
       timeoutMs,
     };
   }

@@ -13,9 +13,8 @@ import type { Dataset } from '../../core/dataset.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import { MomentumSgd } from '../../core/model/optimizer.ts';
 import { cloneParams, initParams, phaseTensors, tensorShapes, type Params } from '../../core/model/params.ts';
-import { phaseName, TrainingPlan, type IterationPlan } from '../../core/model/plan.ts';
-import { encodePartition, encodeWeights, PARTITION_TYPE, SAFETENSORS_TYPE, type IterationMetricsRow, type JobEvent, type Partition } from '../../core/protocol/index.ts';
-import { sampleRange } from '../../core/rng.ts';
+import { phaseName, TrainingPlan } from '../../core/model/plan.ts';
+import { encodePartition, PARTITION_TYPE, SAFETENSORS_TYPE, type DeltaRef, type IterationMetricsRow, type JobEvent, type Partition } from '../../core/protocol/index.ts';
 import { partitionDataset } from '../../datasets/partition.ts';
 import { createAggregator, type Aggregator, type AggregatorKind, type SummerKind } from '../aggregate/index.ts';
 import { evaluate } from '../trainer.ts';
@@ -25,6 +24,7 @@ import { dataFitIssues } from './data-fit.ts';
 import { DomainError } from './errors.ts';
 import { crashPoint } from './test-crash.ts';
 import { lossBoundPerExample } from './metric-bounds.ts';
+import { JobMode, type Step } from './modes.ts';
 import type { JobRow, Store } from './store.ts';
 
 export interface TrainTestData {
@@ -60,6 +60,9 @@ export interface ActiveRun {
   readonly id: string;
   readonly cfg: JobConfig;
   readonly plan: TrainingPlan;
+  /** the job's training mode: its steps (iterations or rounds), result decoding, update, weights broadcast */
+  readonly mode: JobMode;
+  /** the master weights (the optimizer's); with a training config workers compute on mode.published */
   readonly params: Params;
   readonly optimizer: MomentumSgd;
   readonly shapes: Map<string, number[]>;
@@ -68,7 +71,7 @@ export interface ActiveRun {
   readonly data: readonly Partition[];
   readonly test: Dataset;
   iteration: number;
-  it: IterationPlan | null;
+  it: Step | null;
   /** phase tensor shapes of the current iteration */
   gradShapes: Map<string, number[]>;
   /** the largest loss one example can report in the current iteration (metric-bounds.ts) */
@@ -76,6 +79,11 @@ export interface ActiveRun {
   weights: { hash: string; bytes: number; version: number } | null;
   /** the version before `weights`: served one iteration longer for slow downloads of a stale lease */
   previousWeights: string | null;
+  /** the delta blobs of the last DELTA_HISTORY versions, oldest first, the last ending at `weights` (a job with a training config) */
+  deltas: DeltaRef[];
+  /** published weights from the checkpoint, for the first publication after opening */
+  resumedPublished: Params | undefined;
+  readonly trainCount: number;
   slots: TaskSlot[];
   readonly aggregator: Aggregator;
   startedAt: number;
@@ -124,14 +132,17 @@ export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts:
   const misfit = dataFitIssues(cfg, data);
   if (misfit.length) throw new DomainError('conflict', `job ${j.id} does not fit the data: ${misfit.join('; ')}`);
   const plan = new TrainingPlan(cfg, data.train.count);
+  const mode = new JobMode(cfg, plan);
   const optimizer = new MomentumSgd();
   let params: Params;
   let iteration = 0;
+  let resumedPublished: Params | undefined;
   if (j.checkpoint_path && existsSync(j.checkpoint_path)) {
     const ck = loadCheckpoint(j.checkpoint_path, cfg);
     params = ck.params;
-    for (const [k, v] of ck.velocity) optimizer.velocity.set(k, v);
+    mode.restore(optimizer, ck.velocity);
     iteration = ck.iteration;
+    resumedPublished = ck.published;
   } else {
     params = initParams(cfg);
   }
@@ -150,6 +161,7 @@ export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts:
     id: j.id,
     cfg,
     plan,
+    mode,
     params,
     optimizer,
     shapes: tensorShapes(cfg),
@@ -162,6 +174,9 @@ export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts:
     lossBoundPerExample: Infinity,
     weights: null,
     previousWeights: null,
+    deltas: [],
+    resumedPublished,
+    trainCount: data.train.count,
     slots: [],
     aggregator,
     startedAt: Date.now(),
@@ -170,15 +185,23 @@ export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts:
   };
 }
 
-/** Publishes the weights of version t (= run.iteration) and records the iteration's tasks. */
-export function publishIteration(run: ActiveRun, blobs: BlobStore, store: Store, perf: Perf): IterationPlan {
+/** Versions of weights deltas served (a job with a training config): a worker that sat out a few versions still follows by deltas. */
+export const DELTA_HISTORY = 8;
+
+/**
+ * Publishes the weights of version t = run.iteration: the whole blob, and
+ * with a training config the delta from t - 1 too (JobMode.publish),
+ * `prevStep` being the step whose update led here (null: the first
+ * publication since the run was opened, which starts a new delta chain).
+ */
+export function publishWeights(run: ActiveRun, blobs: BlobStore, perf: Perf, prevStep: Step | null): void {
   const tPublish = performance.now();
   const t = run.iteration;
-  const it = run.plan.at(t);
-  run.it = it;
   const prev = run.weights;
   const spare = blobs.takeSpare();
-  const bytes = encodeWeights(run.cfg, run.params, run.shapes, t, run.id, spare);
+  const pub = run.mode.publish(run.id, run.shapes, run.params, t, prevStep, spare, run.resumedPublished);
+  run.resumedPublished = undefined;
+  const bytes = pub.blob;
   if (spare && bytes.buffer === spare.buffer) perf.weightsReused++;
   const hash = blobs.put(bytes, SAFETENSORS_TYPE, true);
   run.weights = { hash, bytes: bytes.length, version: t };
@@ -188,8 +211,33 @@ export function publishIteration(run: ActiveRun, blobs: BlobStore, store: Store,
     if (older && older !== hash) blobs.retire(older);
     run.previousWeights = prev.hash;
   }
+  if (pub.delta && prev && prevStep) {
+    const dh = blobs.put(pub.delta, SAFETENSORS_TYPE);
+    run.deltas.push({ hash: dh, bytes: pub.delta.length, from: prev.version, fromHash: prev.hash });
+  } else {
+    // a new chain: older deltas lead nowhere
+    for (const d of run.deltas) blobs.retire(d.hash);
+    run.deltas = [];
+  }
+  // a worker up to DELTA_HISTORY versions behind follows by deltas; one further behind downloads whole weights
+  while (run.deltas.length > DELTA_HISTORY) blobs.retire(run.deltas.shift()!.hash);
+  perf.publishSeconds += (performance.now() - tPublish) / 1000;
+}
+
+/**
+ * Records the tasks of step t = run.iteration, publishing its weights first
+ * unless completeIteration already did.
+ */
+export function publishIteration(run: ActiveRun, blobs: BlobStore, store: Store, perf: Perf): Step {
+  if (run.weights?.version !== run.iteration) publishWeights(run, blobs, perf, null);
+  const tPublish = performance.now();
+  const t = run.iteration;
+  const it = run.mode.at(t);
+  run.it = it;
   run.gradShapes = new Map(phaseTensors(run.cfg, it.phase).map((n) => [n, run.shapes.get(n)!]));
-  run.lossBoundPerExample = lossBoundPerExample(run.cfg, it.phase, run.params);
+  // on the weights the tasks compute on; a local-SGD task's fine-tuning loss comes from H steps of weights
+  // that move away from them, so the bound (which depends on out.W) holds only in pre-training (V per example)
+  run.lossBoundPerExample = run.mode.local && it.phase.kind === 'finetune' ? Infinity : lossBoundPerExample(run.cfg, it.phase, run.mode.published ?? run.params);
   run.slots = run.partitions.map((p) => ({
     id: `${run.id}:${t}:${p.index}`,
     partition: p.index,
@@ -197,7 +245,7 @@ export function publishIteration(run: ActiveRun, blobs: BlobStore, store: Store,
     leaseId: null,
     workerId: null,
     attempts: 0,
-    expected: sampleRange(run.cfg.seed, t, p.lo, p.hi, it.fraction).length,
+    expected: run.mode.expected(it, p.lo, p.hi),
     excluded: new Set<string>(),
   }));
   store.tx(() => {
@@ -230,6 +278,7 @@ export function closeRun(run: ActiveRun, blobs: BlobStore): void {
   for (const p of run.partitions) blobs.delete(p.hash);
   if (run.weights) blobs.retire(run.weights.hash);
   if (run.previousWeights) blobs.retire(run.previousWeights);
+  for (const d of run.deltas) blobs.retire(d.hash);
 }
 
 /**
@@ -237,7 +286,7 @@ export function closeRun(run: ActiveRun, blobs: BlobStore): void {
  * records the metrics and moves run.iteration on. Returns the metrics row
  * and the plan of the iteration that ended.
  */
-export function applyUpdate(run: ActiveRun, store: Store, perf: Perf): { row: IterationMetricsRow; it: IterationPlan; done: boolean } {
+export function applyUpdate(run: ActiveRun, store: Store, perf: Perf): { row: IterationMetricsRow; it: Step; done: boolean } {
   const it = run.it!;
   const tFinish = performance.now();
   const summedBefore = run.aggregator.bytesSummed;
@@ -245,8 +294,7 @@ export function applyUpdate(run: ActiveRun, store: Store, perf: Perf): { row: It
   perf.aggregateSeconds += (performance.now() - tFinish) / 1000;
   perf.aggregateBytes += run.aggregator.bytesSummed - summedBefore;
   const tUpdate = performance.now();
-  if (total.count > 0) run.optimizer.step(run.params, total.grads, total.count, it);
-  if (it.phaseEnd) run.optimizer.reset();
+  run.mode.update(run.params, run.optimizer, it, total.grads, total.count, total.covers.size);
   perf.updateSeconds += (performance.now() - tUpdate) / 1000;
   const t = run.iteration;
   const row: IterationMetricsRow = {
@@ -277,7 +325,7 @@ export function applyUpdate(run: ActiveRun, store: Store, perf: Perf): { row: It
     });
     store.updateJob(run.id, { iteration: run.iteration });
   });
-  return { row, it, done: run.iteration >= run.plan.totalIterations };
+  return { row, it, done: run.iteration >= run.mode.total };
 }
 
 /** Checkpoint files of the jobs: writes params + velocities atomically and keeps the newest few. */
@@ -319,7 +367,8 @@ export class Checkpointer {
     const dir = this.dirOf(run.id);
     mkdirSync(dir, { recursive: true });
     const path = join(dir, checkpointName(run.iteration));
-    saveCheckpoint(path, { iteration: run.iteration, params: run.params, velocity: run.optimizer.velocity, config: run.cfg });
+    const published = run.mode.published;
+    saveCheckpoint(path, { iteration: run.iteration, params: run.params, velocity: run.mode.velocity(run.optimizer), config: run.cfg, ...(published ? { published } : {}) });
     this.store.updateJob(run.id, { checkpoint_iteration: run.iteration, checkpoint_path: path });
     this.emit({ type: 'checkpoint', jobId: run.id, iteration: run.iteration });
     pruneCheckpoints(dir, this.keep, new Set(unevaluatedPhaseEnds(run, this.store, this.evaluates).map((e) => join(dir, checkpointName(e.iteration + 1)))));
@@ -335,9 +384,10 @@ export class Checkpointer {
 export function unevaluatedPhaseEnds(run: ActiveRun, store: Store, evaluates: boolean): { iteration: number; phase: string }[] {
   if (!evaluates || run.test.count === 0) return [];
   const recorded = new Set(store.evaluations(run.id).map((e) => e.iteration));
-  return run.plan.phases
+  // in steps: plan iterations, or local-SGD rounds
+  return run.mode.phases()
     .filter((p) => p.iterations > 0)
-    .map((p) => ({ iteration: p.start + p.iterations - 1, phase: phaseName(p.phase) }))
+    .map((p) => ({ iteration: p.start + p.iterations - 1, phase: p.phase }))
     .filter((e) => e.iteration >= 0 && e.iteration + 1 <= run.iteration && !recorded.has(e.iteration));
 }
 

@@ -5,6 +5,7 @@
  */
 import type { JobConfig } from '../../core/model/config.ts';
 import { phaseName, TrainingPlan } from '../../core/model/plan.ts';
+import { JobMode } from './modes.ts';
 import type { JobChecking, JobMetrics, JobSummary, PublicStatus } from '../../core/protocol/index.ts';
 import { DomainError } from './errors.ts';
 import type { ActiveRun } from './run.ts';
@@ -22,8 +23,9 @@ export function jobSummary(store: Store, id: string, run: ActiveRun | null, trus
   const j = jobRow(store, id);
   const cfg = JSON.parse(j.config) as JobConfig;
   const plan = run?.plan ?? (j.train_count >= cfg.partitions ? new TrainingPlan(cfg, j.train_count) : null);
-  const phases: JobSummary['phases'] = plan ? plan.phases.map((p) => ({ phase: phaseName(p.phase), start: p.start, iterations: p.iterations })) : [];
-  const phase = plan && j.iteration < plan.totalIterations ? phaseName(plan.at(j.iteration).phase) : '';
+  const mode = run?.mode ?? (plan ? new JobMode(cfg, plan) : null);
+  const phases: JobSummary['phases'] = mode ? mode.phases() : [];
+  const phase = mode && j.iteration < mode.total ? phaseName(mode.at(j.iteration).phase) : '';
   const counts = store.taskCounts(id);
   const evals = store.evaluations(id);
   const last = evals[evals.length - 1];
@@ -76,7 +78,7 @@ export function publicStatus(store: Store, run: ActiveRun | null, workers: numbe
   let job: PublicStatus['job'] = null;
   if (run) {
     const j = store.job(run.id)!;
-    job = { id: run.id, name: run.cfg.name, state: j.state, iteration: run.iteration, totalIterations: run.plan.totalIterations, phase: run.it ? phaseName(run.it.phase) : '' };
+    job = { id: run.id, name: run.cfg.name, state: j.state, iteration: run.iteration, totalIterations: run.mode.total, phase: run.it ? phaseName(run.it.phase) : '' };
   }
   return { protocol: 1, job, workers };
 }

@@ -10,6 +10,7 @@
 import uPlot from 'uplot';
 import { PATHS, type ApiError, type FieldIssue, type IterationMetricsRow, type JobAction, type JobEvent } from '../../core/protocol/index.ts';
 import { DEFAULT_JOB } from '../../core/model/config.ts';
+import { describeTraining, SYNC_TRAINING, TRAINING_DEFAULTS, type TrainingConfig } from '../../core/model/training.ts';
 import { decodeSafetensors } from '../../core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
@@ -38,6 +39,7 @@ const ui = {
   jobSelect: $<HTMLSelectElement>('job-select'),
   jobState: $('job-state'),
   jobPhase: $('job-phase'),
+  jobMode: $('job-mode'),
   actions: {
     start: $<HTMLButtonElement>('act-start'),
     pause: $<HTMLButtonElement>('act-pause'),
@@ -52,6 +54,7 @@ const ui = {
   sRate: $('s-rate'),
   sIn: $('s-in'),
   sOut: $('s-out'),
+  sPerExample: $('s-per-example'),
   sTasks: $('s-tasks'),
   sRejected: $('s-rejected'),
   sChecking: $('s-checking'),
@@ -350,6 +353,7 @@ function renderJob(): void {
     ui.jobState.textContent = '—';
     ui.jobState.className = 'badge';
     ui.jobPhase.textContent = 'no job: create one below';
+    ui.jobMode.textContent = '';
     ui.progressBar.style.width = '0';
     ui.progressText.textContent = '—';
     ui.eta.textContent = '';
@@ -360,6 +364,7 @@ function renderJob(): void {
   ui.jobState.className = `badge ${STATE_CLASS[j.state] ?? ''}`;
   // a failed job says why (JobSummary.error): e.g. its config does not fit the data
   ui.jobPhase.textContent = j.state === 'done' ? 'finished' : j.state === 'failed' ? `failed: ${j.error ?? 'no reason recorded'}` : j.phase;
+  ui.jobMode.textContent = `· ${describeTraining(j.config)}`;
   const done = Math.min(j.iteration, j.totalIterations);
   const pct = j.totalIterations ? (100 * done) / j.totalIterations : 0;
   ui.progressBar.style.width = `${pct.toFixed(2)}%`;
@@ -393,6 +398,9 @@ function renderStats(): void {
   ui.sRate.textContent = rate > 0 ? formatRate(rate * 60) : '—';
   ui.sIn.textContent = formatBytes(view.rows.reduce((a, r) => a + r.bytesIn, 0));
   ui.sOut.textContent = formatBytes(view.rows.reduce((a, r) => a + r.bytesOut, 0));
+  // everything the iterations moved (results in, blobs out: weights, deltas, partitions) over the examples they trained
+  const examples = view.rows.reduce((a, r) => a + r.count, 0);
+  ui.sPerExample.textContent = examples > 0 ? formatBytes(view.rows.reduce((a, r) => a + r.bytesIn + r.bytesOut, 0) / examples) : '—';
   ui.sTasks.innerHTML = j ? `${formatCount(j.tasks.done)} <small>${j.tasks.leased} out · ${j.tasks.pending} waiting</small>` : '—';
   ui.sRejected.textContent = j ? `${j.rejectedResults} · ${j.lateResults}` : '—';
   // examples the coordinator recomputed to check results, against those counted
@@ -541,6 +549,14 @@ function renderCharts(): void {
   );
   const pct = (keep: (phase: string) => boolean) => evals.map((e) => (keep(e.phase) ? e.testError * 100 : null));
   test.setData([ex, pct((p) => p === 'finetune'), pct((p) => p !== 'finetune')] as uPlot.AlignedData);
+
+  // what each iteration (round, in local SGD) moved per example it trained: results in, blobs out (weights, deltas, partitions)
+  const bytes = chart('chart-bytes', [
+    { label: 'in (results)', color: COLORS[3]! },
+    { label: 'out (weights, deltas, partitions)', color: COLORS[5]! },
+  ], 'bytes / example');
+  const perExample = (f: (r: IterationMetricsRow) => number) => rows.map((r) => (r.count > 0 ? f(r) / r.count : null));
+  bytes.setData([xs, perExample((r) => r.bytesIn), perExample((r) => r.bytesOut)] as uPlot.AlignedData);
   document.body.dataset.chartPoints = String(rows.length);
 }
 
@@ -703,13 +719,22 @@ async function banOrLift(w: WorkerRow): Promise<void> {
 
 // ---------------------------------------------------------------- new job
 
-/** The form starts from the coordinator's defaults (DEFAULT_JOB), so the two never drift apart. */
-for (const input of ui.form.querySelectorAll<HTMLInputElement>('input[name]')) {
-  let v: unknown = DEFAULT_JOB;
+/**
+ * The form starts from the coordinator's defaults (DEFAULT_JOB), so the two
+ * never drift apart; the training fields from the default job's training
+ * config, or where it has none (sync fp32), from local SGD's defaults, with
+ * the mode and encodings of sync fp32.
+ */
+const formTraining: TrainingConfig = DEFAULT_JOB.training ?? { ...TRAINING_DEFAULTS, mode: SYNC_TRAINING.mode, up: SYNC_TRAINING.up, down: SYNC_TRAINING.down };
+for (const input of ui.form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input[name], select[name]')) {
+  let v: unknown = { ...DEFAULT_JOB, training: formTraining };
   for (const k of input.name.split('.')) v = (v as Record<string, unknown> | undefined)?.[k];
   if (typeof v === 'number' || typeof v === 'string') input.value = String(v);
   else if (Array.isArray(v)) input.value = v.join(',');
 }
+
+/** Form fields whose values are strings, not numbers. */
+const TEXT_FIELDS = new Set(['name', 'training.mode', 'training.up', 'training.down']);
 
 ui.form.addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -726,13 +751,16 @@ ui.form.addEventListener('submit', async (e) => {
       const parts = value.split(/[\s,x-]+/).filter(Boolean).map(Number);
       if (parts.some((n) => !Number.isFinite(n))) local.push({ field: name, message: 'expected sizes separated by commas, e.g. 784,500,10' });
       v = parts;
-    } else if (name !== 'name') {
+    } else if (!TEXT_FIELDS.has(name)) {
       v = Number(value);
       if (!Number.isFinite(v)) local.push({ field: name, message: 'expected a number' });
     }
     setPath(cfg, name.split('.'), v);
   }
   if (local.length) return showFormErrors(local);
+  // sync mode with float32 both ways is a job without a training config: the original path
+  const t = cfg.training as Record<string, unknown> | undefined;
+  if (t && t.mode === 'sync' && t.up === 'f32' && t.down === 'f32') delete cfg.training;
   try {
     const job = await api<JobSummary>(PATHS.admin.jobs, { method: 'POST', body: JSON.stringify(cfg) });
     let started = job;

@@ -6,6 +6,7 @@
  */
 import * as v from 'valibot';
 import { intIn, isPlainObject, parseWith, realIn, strictRecord, ValidationError, type FieldIssue } from '../schemas.ts';
+import { TRAINING_DEFAULTS, TrainingConfigSchema } from './training.ts';
 
 /** Linear ramp from `start` to `end` over `rampEpochs`, then constant (momentum). */
 export const RampScheduleSchema = v.pipe(
@@ -98,6 +99,11 @@ export const JobConfigSchema = v.pipe(
     verification: v.picklist(VERIFICATION_MODES, `expected one of ${VERIFICATION_MODES.map((m) => `"${m}"`).join(', ')}`),
     /** How an iteration's results are combined: 'sum' (exact) or a robust rule (coordinator/aggregate/robust.ts). */
     aggregation: v.picklist(AGGREGATIONS, `expected one of ${AGGREGATIONS.map((m) => `"${m}"`).join(', ')}`),
+    /**
+     * The training mode and wire encodings (training.ts); absent: synchronous,
+     * float32 both ways. Omitted fields of a given one come from TRAINING_DEFAULTS.
+     */
+    training: v.optional(TrainingConfigSchema),
   }),
   v.forward(
     v.check((c) => c.pretrain.epochs > 0 || c.finetune.epochs > 0, 'pre-training and fine-tuning both have 0 epochs: nothing to train'),
@@ -166,7 +172,9 @@ function overlay(base: unknown, input: unknown): unknown {
 export function parseJobConfig(input: unknown, base: JobConfig = DEFAULT_JOB): JobConfig {
   if (!isPlainObject(input)) throw new ConfigError([{ field: '', message: 'expected a JSON object' }]);
   try {
-    return parseWith(JobConfigSchema, overlay(base, input), 'invalid job config');
+    // a given `training` is laid over the base job's, or over the training defaults
+    const full = isPlainObject(input.training) ? { ...input, training: overlay(base.training ?? TRAINING_DEFAULTS, input.training) } : input;
+    return parseWith(JobConfigSchema, overlay(base, full), 'invalid job config');
   } catch (e) {
     if (e instanceof ValidationError) throw new ConfigError(e.issues);
     throw e;

@@ -44,6 +44,10 @@ export type ErrorCode =
   | 'count-mismatch'
   | 'non-finite'
   | 'norm-bound'
+  | 'wrong-mode'
+  | 'wrong-encoding'
+  | 'bad-scale'
+  | 'unknown-version'
   | 'out-of-range'
   | 'body-too-large'
   | 'upload-timeout'
@@ -113,6 +117,12 @@ export interface BlobRef {
   readonly bytes: number;
 }
 
+/** A weights delta blob: from the whole weights blob `fromHash` of version `from` to version `from + 1`. */
+export interface DeltaRef extends BlobRef {
+  readonly from: number;
+  readonly fromHash: string;
+}
+
 export interface TaskLease {
   readonly leaseId: string;
   /** `${jobId}:${iteration}:${partition}` */
@@ -125,8 +135,17 @@ export interface TaskLease {
   readonly weights: BlobRef & { readonly version: number };
   /** the partition holds global examples [lo, hi) */
   readonly partition: BlobRef & { readonly index: number; readonly lo: number; readonly hi: number };
-  /** examples = sampleRange(config.seed, iteration, lo, hi, fraction); `count` of them */
+  /** examples = sampleRange(config.seed, iteration, lo, hi, fraction); `count` of them (local SGD: over all the round's local steps; fraction 0) */
   readonly sample: { readonly fraction: number; readonly count: number };
+  /** local SGD (config.training.mode): the round (= iteration) and the training set's size, from which the worker rebuilds the plan (LocalSgdPlan) */
+  readonly local?: { readonly round: number; readonly trainCount: number };
+  /**
+   * with a training config: the delta blobs of the last few versions, oldest
+   * first, the last one ending at this version; each turns the whole weights
+   * blob `fromHash` (version `from`) into the next version's (weights-delta.ts).
+   * A worker holding one of their `from` versions applies the rest in turn.
+   */
+  readonly deltas?: readonly DeltaRef[];
   /** ms the worker has from issue to upload */
   readonly timeoutMs: number;
 }

@@ -143,10 +143,35 @@ describe('admin page', () => {
     await page.click('#x-iter');
     await page.screenshot({ path: artifact('admin.png'), fullPage: true });
     expect(await page.locator('#s-test').textContent()).toMatch(/%/);
+    // the job's mode, and what it moved per trained example
+    expect(await page.locator('#job-mode').textContent()).toBe('· sync');
+    expect(await page.locator('#s-per-example').textContent()).toMatch(/\d.*B/);
     // download the current weights (safetensors) from the page
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#act-weights')]);
     expect(download.suggestedFilename()).toMatch(/\.safetensors$/);
     const path = await download.path();
     expect(statSync(path).size).toBeGreaterThan(784 * 32 * 4);
   }, 120_000);
+
+  test('the form creates a local-SGD job; a bad training field shows next to it', async () => {
+    await page.fill('input[name="partitions"]', '2');
+    await page.fill('input[name="finetune.learningRate.start"]', '0.5');
+    await page.selectOption('select[name="training.mode"]', 'local-sgd');
+    await page.fill('input[name="training.localSteps"]', '0');
+    await page.click('#job-form button[type=submit]');
+    const err = (field: string) => page.locator(`label[data-field="${field}"] .field-error`).textContent();
+    await waitFor(async () => ((await err('training.localSteps')) ?? '').length > 0, 10_000, 'the local steps error');
+    expect(await err('training.localSteps')).toMatch(/integer/);
+    expect((await grid.admin<{ jobs: JobSummary[] }>('/api/v1/admin/jobs')).jobs).toHaveLength(1);
+    await page.fill('input[name="training.localSteps"]', '5');
+    await page.selectOption('select[name="training.up"]', 'f16');
+    await page.uncheck('input[name="startNow"]');
+    await page.click('#job-form button[type=submit]');
+    await waitFor(async () => ((await page.locator('#form-ok').textContent()) ?? '').startsWith('created'), 10_000, 'the job to be created');
+    const jobs = (await grid.admin<{ jobs: JobSummary[] }>('/api/v1/admin/jobs')).jobs;
+    expect(jobs).toHaveLength(2);
+    const created = jobs.find((j) => j.id !== jobId)!;
+    expect(created.config.training).toMatchObject({ mode: 'local-sgd', localSteps: 5, up: 'f16', down: 'f32' });
+    await waitFor(async () => ((await page.locator('#job-mode').textContent()) ?? '').includes('local-sgd H=5'), 10_000, 'the page to show the new job\'s mode');
+  });
 });
