@@ -28,7 +28,7 @@ import {
 } from '../../core/protocol/index.ts';
 import { sampleRange } from '../../core/rng.ts';
 import { decodePartition, type Partition } from '../../core/protocol/partition.ts';
-import { addResults, batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
+import { batchFromPartition, computeTasks, type ExampleBatch } from '../../core/task.ts';
 import { MemoryBlobCache, type BlobCache } from './cache.ts';
 import { CoordinatorError, readBytes, sleep } from './net.ts';
 import type { FetchLike, WorkerEvent, WorkerOptions } from './options.ts';
@@ -344,21 +344,22 @@ export class GridWorker {
       const w = await this.weights(lease);
       const checks = [w.verified];
       let fetchMs = performance.now() - t0;
-      let computeMs = 0;
-      let sum: TaskResult | null = null;
       const cfg = lease.config;
+      const batches: ExampleBatch[] = [];
       for (const l of all) {
         const ta = performance.now();
         const p = await this.partition(l);
         checks.push(p.verified);
-        const tb = performance.now();
         const ids = sampleRange(cfg.seed, l.iteration, l.partition.lo, l.partition.hi, l.sample.fraction);
         if (ids.length !== l.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${l.sample.count}: rng mismatch`);
-        const r = await computeTask(this.opts.backend, cfg, w.value, { phase: l.phase, iteration: l.iteration, seed: cfg.seed, weightsVersion: l.weights.version }, batchFromPartition(p.value, ids));
-        sum = sum ? addResults(sum, r) : r;
-        fetchMs += tb - ta;
-        computeMs += performance.now() - tb;
+        batches.push(batchFromPartition(p.value, ids));
+        fetchMs += performance.now() - ta;
       }
+      // The whole bundle in one call: one submit where the backend batches (webgpu), else one task after another.
+      const tb = performance.now();
+      const specs = all.map((l) => ({ phase: l.phase, iteration: l.iteration, seed: cfg.seed, weightsVersion: l.weights.version }));
+      const sum = await computeTasks(this.opts.backend, cfg, w.value, specs, batches);
+      const computeMs = performance.now() - tb;
       const t2 = performance.now();
       await Promise.all(checks);
       if (all.some((l) => this.returned.has(l.leaseId))) return; // given back while computing

@@ -534,7 +534,9 @@ export class Recording {
     } finally {
       for (const b of this.transient) b.destroy();
       // After a failure the GPU may still be using them: destroy rather than reuse.
-      for (const b of this.pooled) (ok ? gpu.pool.release(b) : b.destroy());
+      // Released last-acquired first, so a task of the same shapes gets the same
+      // buffers in the same roles (and its bind groups from the cache).
+      for (let i = this.pooled.length - 1; i >= 0; i--) (ok ? gpu.pool.release(this.pooled[i]!) : this.pooled[i]!.destroy());
       if (ok) gpu.trimPool();
     }
   }

@@ -20,10 +20,12 @@
  *   backprop: L - 1 forward (bias + sigmoid fused), 1 output layer (logits,
  *             softmax, delta, loss and hits fused: dense_softmax.wgsl), L dW
  *             products with the bias gradient as their column sums (CSUM),
- *             L - 1 backward deltas (sigmoid derivative fused) = 4L - 2
+ *             L - 1 backward deltas (sigmoid derivative fused) = 3L - 1
+ *             (before: 4L, with the logits, softmax and every db on their own)
  *   cd1:      k forward, h0 (bias + sigmoid + Bernoulli sample fused), v1, h1,
  *             2 dW products (the second accumulates, and both give dc as
  *             column sums), 1 colsum for db and the reconstruction error = k + 6
+ *             (before: k + 7)
  */
 import type {
   BackpropRequest,
