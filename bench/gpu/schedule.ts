@@ -18,13 +18,19 @@
  * loses little), and stops at the first snapshot at or under --target, at the
  * job's end, or at --limit-s. The time is from the job's start to that
  * snapshot's download (so it is late by up to --every-s plus one download).
- * Prints one line per evaluation and a summary; logs in --out.
+ * Prints one line per evaluation and a summary; logs in --out. (Node's
+ * APIs, which Deno provides, so that tsc checks it with the rest of bench/.)
  */
+import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import process from 'node:process';
 import { createWebGpuBackend } from '../../core/webgpu/index.ts';
 import type { DenseLayer } from '../../core/backend.ts';
 import { loadTestSet, parseWeights } from '../scaling/evaluate.ts';
 
-const args = Deno.args;
+const args = process.argv.slice(2);
 const opt = (f: string, d: string): string => (args.includes(f) ? args[args.indexOf(f) + 1]! : d);
 const job = opt('--job', 'bench/configs/spark-dbn.json');
 const target = Number(opt('--target', '0.0196'));
@@ -33,27 +39,24 @@ const everyS = Number(opt('--every-s', '2'));
 const backend = opt('--backend', 'webgpu');
 const tasksPerLease = opt('--tasks-per-lease', '6');
 const carry = opt('--carry', '.carry');
-const mnist = opt('--mnist', Deno.env.get('TESSERA_MNIST_DIR') ?? `${carry}/mnist`);
+const mnist = opt('--mnist', process.env.TESSERA_MNIST_DIR ?? `${carry}/mnist`);
 const testLimit = Number(opt('--test-limit', '0'));
-const out = opt('--out', Deno.env.get('OUT') ?? '/tmp/tessera-gpu-out');
+const out = opt('--out', process.env.OUT ?? '/tmp/tessera-gpu-out');
 const port = 18000 + Math.floor(Math.random() * 1000);
 const base = `http://127.0.0.1:${port}`;
 const token = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
-const data = await Deno.makeTempDir({ prefix: 'tessera-schedule-' });
-Deno.mkdirSync(out, { recursive: true });
+const data = mkdtempSync(join(tmpdir(), 'tessera-schedule-'));
+mkdirSync(out, { recursive: true });
 
-const env = { ...Deno.env.toObject(), TESSERA_MNIST_DIR: mnist, DENO_NO_PACKAGE_JSON: '1' };
-const spawn = (name: string, a: string[]): Deno.ChildProcess => {
-  const log = Deno.openSync(`${out}/schedule-${name}.log`, { write: true, create: true, truncate: true });
-  return pipeTo(new Deno.Command(Deno.execPath(), { args: ['run', '-A', ...a], env, stdout: 'piped', stderr: 'piped' }).spawn(), log);
-};
-function pipeTo(p: Deno.ChildProcess, log: Deno.FsFile): Deno.ChildProcess {
-  const w = async (s: ReadableStream<Uint8Array>): Promise<void> => {
-    for await (const chunk of s) log.writeSync(chunk);
-  };
-  void Promise.all([w(p.stdout), w(p.stderr)]).catch(() => undefined);
+const env = { ...process.env, TESSERA_MNIST_DIR: mnist, DENO_NO_PACKAGE_JSON: '1' };
+/** `deno run -A ...a` (process.execPath is the Deno running this), its output in out/schedule-NAME.log. */
+const spawn = (name: string, a: string[]): ChildProcess => {
+  const log = createWriteStream(join(out, `schedule-${name}.log`));
+  const p = spawnProcess(process.execPath, ['run', '-A', ...a], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  p.stdout!.pipe(log);
+  p.stderr!.pipe(log);
   return p;
-}
+};
 const api = async (path: string, method = 'GET'): Promise<Response> => {
   const r = await fetch(`${base}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}` } });
   if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
@@ -92,7 +95,7 @@ async function testError(blob: Uint8Array): Promise<number> {
 }
 
 const coordinator = spawn('coordinator', [`${carry}/coordinator.mjs`, '--port', String(port), '--data', data, '--job', job, '--admin-token', token]);
-let worker: Deno.ChildProcess | null = null;
+let worker: ChildProcess | null = null;
 let result = 1;
 try {
   let jobId = '';
@@ -147,6 +150,6 @@ try {
   }
   await sleep(500);
   gpu.dispose();
-  await Deno.remove(data, { recursive: true }).catch(() => undefined);
+  rmSync(data, { recursive: true, force: true });
 }
-Deno.exit(result);
+process.exit(result);
