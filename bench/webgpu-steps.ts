@@ -6,7 +6,7 @@
  * (one thread), same run; and what each step costs the GPU's driver:
  * dispatches, submits, readbacks (mapAsync), buffers and bind groups created.
  *
- *   nice node_modules/.bin/deno run -A bench/webgpu-steps.ts [--batch 100] [--ms 1500] [--bundle 8] [--no-cpu] [--no-resent]
+ *   nice node_modules/.bin/deno run -A bench/webgpu-steps.ts [--batch 100] [--ms 1500] [--bundle 8] [--no-cpu] [--no-resent] [--only REGEX]
  *
  * The counts come from wrapping the WebGPU prototypes (GPUComputePassEncoder
  * .dispatchWorkgroups, GPUQueue.submit, GPUBuffer.mapAsync, GPUDevice
@@ -33,6 +33,8 @@ const targetMs = opt('--ms', 1500);
 const bundleSize = opt('--bundle', 8);
 const withCpu = !args.includes('--no-cpu');
 const withResent = !args.includes('--no-resent');
+/** only the steps whose name matches (e.g. "fine-tune") */
+const only = new RegExp(args.includes('--only') ? args[args.indexOf('--only') + 1]! : '');
 const sizes = [784, 500, 500, 2000, 10];
 
 // Driver-call counters, by wrapping the prototypes (counted for every backend version alike).
@@ -151,7 +153,7 @@ const gpu = await createWebGpuBackend();
 const cpu = withCpu ? await createCpuBackend() : null;
 console.log(`batch ${B}; webgpu: ${gpu.adapter}; cpu: ${cpu?.adapter ?? 'not timed (--no-cpu)'}`);
 const rows = [['task (batch ' + B + ')', 'dispatches', 'submits', 'readbacks', 'buffers', 'bind groups', 'webgpu resident ex/s', 'webgpu re-sent ex/s', 'cpu ex/s', 'webgpu/cpu']];
-for (const [name, step, tasks] of steps) {
+for (const [name, step, tasks] of steps.filter(([n]) => only.test(n))) {
   const c = await callsPerStep(gpu, step);
   const resident = await examplesPerSecond(gpu, step, tasks, 1);
   const resent = withResent ? await examplesPerSecond(gpu, step, tasks) : NaN;

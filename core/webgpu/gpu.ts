@@ -95,8 +95,6 @@ export interface GpuOptions {
   /** Use this adapter (its device is requested with the adapter's buffer-size limits). */
   readonly adapter?: GPUAdapter;
   readonly powerPreference?: GPUPowerPreference;
-  /** Ask for the `subgroups` feature where the adapter has it (default true); false tests the fallback. */
-  readonly subgroups?: boolean;
 }
 
 /** Counters of driver work, for tests and benchmarks. */
@@ -182,15 +180,12 @@ export class Gpu {
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
-  /** The adapter has, and the device was given, the WGSL `subgroups` extension. */
-  readonly subgroups: boolean;
 
   private constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterSummary,
   ) {
     this.pool = new BufferPool(this, this.counters);
-    this.subgroups = device.features.has('subgroups' as GPUFeatureName);
     device.lost.then((info) => {
       if (!this.destroyed) this.lostMessage = `WebGPU device lost (${info.reason}): ${info.message || 'no message'}`;
     });
@@ -214,11 +209,8 @@ export class Gpu {
       adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
       if (!adapter) throw new GpuError('navigator.gpu.requestAdapter() returned no adapter: no usable GPU or driver (on Linux, is a Vulkan driver installed?)');
     }
-    // Subgroup operations where the adapter has them (feature-detected; kernels fall back without).
-    const subgroups = opts.subgroups !== false && adapter.features.has('subgroups' as GPUFeatureName);
     const device = await adapter.requestDevice({
       label: 'tessera',
-      requiredFeatures: subgroups ? ['subgroups' as GPUFeatureName] : [],
       requiredLimits: {
         maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
         maxBufferSize: adapter.limits.maxBufferSize,
