@@ -399,7 +399,6 @@ export class Recording {
   private readonly dispatches: Dispatch[] = [];
   private readonly transient: GPUBuffer[] = [];
   private readonly pooled: GPUBuffer[] = [];
-  private readonly clears: GPUBuffer[] = [];
 
   constructor(
     private readonly gpu: Gpu,
@@ -430,11 +429,6 @@ export class Recording {
     const buf = this.scratch(label, Math.max(4, align4(data.byteLength) / 4));
     this.gpu.device.queue.writeBuffer(buf, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     return buf;
-  }
-
-  /** Zeroes a buffer at the start of the command buffer (before every dispatch). */
-  clear(buf: GPUBuffer): void {
-    this.clears.push(buf);
   }
 
   /** Queues a dispatch; `buffers` are the storage bindings 0..n-1, the uniform block is binding n. */
@@ -481,7 +475,6 @@ export class Recording {
         d.queue.writeBuffer(ub, 0, bytes);
       }
       const enc = d.createCommandEncoder({ label: this.label });
-      for (const b of this.clears) enc.clearBuffer(b);
       const pass = enc.beginComputePass({ label: this.label });
       this.dispatches.forEach((x, i) => {
         const pipeline = pipelines[i]!;
