@@ -109,6 +109,18 @@ export interface ComputeBackend {
   readonly adapter: string;
   cd1(req: Cd1Request): Promise<Cd1Sums>;
   backprop(req: BackpropRequest): Promise<BackpropSums>;
+  /**
+   * Optional batched entry points, for a worker's bundle of tasks (several
+   * tasks of one iteration and weights version, uploaded as one sum): the
+   * requests share their layers (the same arrays) and, for CD-1, the rng key;
+   * the result is the sum of cd1() / backprop() of each, up to float summation
+   * order (counts, losses and hits exactly). A backend without them is called
+   * once per task and the sums are added on the CPU (core/task.ts,
+   * computeTasks); the webgpu backend runs a bundle as one submit and one
+   * readback.
+   */
+  cd1Bundle?(reqs: readonly Cd1Request[]): Promise<Cd1Sums>;
+  backpropBundle?(reqs: readonly BackpropRequest[]): Promise<BackpropSums>;
   /** Softmax probabilities of the MLP's output, B x K (the last layer is softmax, the others sigmoid). */
   predict(layers: readonly DenseLayer[], x: Float32Array, batch: number): Promise<Float32Array>;
   /** Hidden probabilities after the sigmoid layers, B x layers[last].nOut (all sigmoid). */

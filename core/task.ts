@@ -3,7 +3,7 @@
  * and the browser worker: (weights, examples, seed) -> gradient sums. Its
  * result is a pure function of its inputs, up to float rounding.
  */
-import type { ComputeBackend } from './backend.ts';
+import type { BackpropSums, Cd1Sums, ComputeBackend } from './backend.ts';
 import type { JobConfig } from './model/config.ts';
 import { lowerLayers, mlpLayers, phaseTensors, rbmLayer, type Params } from './model/params.ts';
 import type { Phase } from './model/plan.ts';
@@ -85,11 +85,8 @@ export async function computeTask(
   spec: TaskSpec,
   batch: ExampleBatch,
 ): Promise<TaskResult> {
+  checkBatch(cfg, batch);
   const B = batch.ids.length;
-  if (batch.pixels.length !== B * batch.dim || batch.labels.length !== B) {
-    throw new Error(`example batch of ${B} ids has ${batch.pixels.length} pixels and ${batch.labels.length} labels`);
-  }
-  if (batch.dim !== cfg.layers[0]) throw new Error(`examples have ${batch.dim} pixels, the network's input is ${cfg.layers[0]}`);
   if (B === 0) return emptyResult(cfg, params, spec.phase);
   const x = toUnit(batch.pixels);
   if (spec.phase.kind === 'pretrain') {
@@ -103,19 +100,83 @@ export async function computeTask(
       rng: { seed: cfg.seed, iteration: spec.iteration },
       weightsVersion: spec.weightsVersion,
     });
-    // CD-1 statistics point uphill on the log-likelihood: negate for a descent gradient.
-    return {
-      grads: new Map([
-        [`rbm${k}.W`, negate(s.dW)],
-        [`rbm${k}.vbias`, negate(s.db)],
-        [`rbm${k}.hbias`, negate(s.dc)],
-      ]),
-      loss: s.reconError,
-      correct: 0,
-      count: s.count,
-    };
+    return cd1Result(k, s);
   }
   const s = await backend.backprop({ layers: mlpLayers(cfg, params), x, labels: batch.labels, batch: B, weightsVersion: spec.weightsVersion });
+  return backpropResult(cfg, s);
+}
+
+/**
+ * Several tasks summed (a worker's bundle: tasks of one iteration and weights
+ * version), in this order. Where the backend has the batched entry points
+ * (cd1Bundle / backpropBundle, e.g. webgpu: one submit and one readback for
+ * the whole bundle) and the tasks share phase, iteration and weights version,
+ * it makes one call; otherwise one computeTask per task, added with
+ * addResults. Either way the result is the sum of computeTask of each, up to
+ * float summation order.
+ */
+export async function computeTasks(
+  backend: ComputeBackend,
+  cfg: JobConfig,
+  params: Params,
+  specs: readonly TaskSpec[],
+  batches: readonly ExampleBatch[],
+): Promise<TaskResult> {
+  if (!specs.length || specs.length !== batches.length) throw new Error(`computeTasks: ${specs.length} tasks and ${batches.length} example batches`);
+  const s0 = specs[0]!;
+  const samePhase = (s: TaskSpec): boolean =>
+    s.phase.kind === s0.phase.kind && (s.phase.kind !== 'pretrain' || s0.phase.kind !== 'pretrain' || s.phase.layer === s0.phase.layer);
+  const one = specs.every((s) => samePhase(s) && s.iteration === s0.iteration && s.seed === s0.seed && s.weightsVersion === s0.weightsVersion);
+  const bundled = specs.length > 1 && one && (s0.phase.kind === 'pretrain' ? backend.cd1Bundle : backend.backpropBundle) !== undefined;
+  if (!bundled) {
+    let sum: TaskResult | null = null;
+    for (let i = 0; i < specs.length; i++) {
+      const r = await computeTask(backend, cfg, params, specs[i]!, batches[i]!);
+      sum = sum ? addResults(sum, r) : r;
+    }
+    return sum!;
+  }
+  const nonEmpty = batches.filter((b) => b.ids.length > 0);
+  for (const b of batches) checkBatch(cfg, b);
+  if (!nonEmpty.length) return emptyResult(cfg, params, s0.phase);
+  if (s0.phase.kind === 'pretrain') {
+    const k = s0.phase.layer;
+    const lower = lowerLayers(cfg, params, k);
+    const rbm = rbmLayer(cfg, params, k);
+    const s = await backend.cd1Bundle!(nonEmpty.map((b) => ({
+      lower, rbm, x: toUnit(b.pixels), batch: b.ids.length, exampleIds: b.ids,
+      rng: { seed: cfg.seed, iteration: s0.iteration }, weightsVersion: s0.weightsVersion,
+    })));
+    return cd1Result(k, s);
+  }
+  const layers = mlpLayers(cfg, params);
+  const s = await backend.backpropBundle!(nonEmpty.map((b) => ({ layers, x: toUnit(b.pixels), labels: b.labels, batch: b.ids.length, weightsVersion: s0.weightsVersion })));
+  return backpropResult(cfg, s);
+}
+
+function checkBatch(cfg: JobConfig, batch: ExampleBatch): void {
+  const B = batch.ids.length;
+  if (batch.pixels.length !== B * batch.dim || batch.labels.length !== B) {
+    throw new Error(`example batch of ${B} ids has ${batch.pixels.length} pixels and ${batch.labels.length} labels`);
+  }
+  if (batch.dim !== cfg.layers[0]) throw new Error(`examples have ${batch.dim} pixels, the network's input is ${cfg.layers[0]}`);
+}
+
+// CD-1 statistics point uphill on the log-likelihood: negate for a descent gradient.
+function cd1Result(k: number, s: Cd1Sums): TaskResult {
+  return {
+    grads: new Map([
+      [`rbm${k}.W`, negate(s.dW)],
+      [`rbm${k}.vbias`, negate(s.db)],
+      [`rbm${k}.hbias`, negate(s.dc)],
+    ]),
+    loss: s.reconError,
+    correct: 0,
+    count: s.count,
+  };
+}
+
+function backpropResult(cfg: JobConfig, s: BackpropSums): TaskResult {
   const grads = new Map<string, Float32Array>();
   const nRbm = cfg.layers.length - 2;
   for (let k = 0; k < nRbm; k++) {

@@ -6,7 +6,8 @@
 //   FORM 1 (tn): A is K x M, B is K x N      C = A^T B     gradient: dW = v^T h
 //   FORM 2 (nt): A is M x K, B is N x K      C = A B^T     backward: v = s W^T, delta W^T
 // Epilogues (override EPI), per output element, acc = (op(A) op(B))[m, n]:
-//   0: C = alpha * acc + beta * C   (C is read only when beta != 0)
+//   0: C = alpha * acc + beta * C   (C is read only when beta != 0); with CSUM
+//      (FORM 1) also S[n] = alpha * sum_k B[k, n] + beta * S[n] (matmul_common.wgsl)
 //   1: C = sigmoid(acc + aux[n])                          bias + sigmoid
 //   2: C = sigmoid(acc + aux[n]); S = u < C ? 1 : 0       + Bernoulli sample, u = rng_uniform(seed, iteration, ids[m], n)
 //   3: C = acc + aux[n]                                   bias only (softmax logits)
@@ -20,7 +21,7 @@
 //
 // Bindings (group 0, fixed order: outputs, inputs, uniforms):
 //   0 C   storage read_write  M x N
-//   1 S   storage read_write  M x N samples (EPI 2; any buffer otherwise)
+//   1 S   storage read_write  M x N samples (EPI 2), N column sums (CSUM); any buffer otherwise
 //   2 A   storage read        see FORM
 //   3 B   storage read        see FORM
 //   4 aux storage read        N bias (EPI 1-3), M x N activations (EPI 4); any buffer otherwise
@@ -87,6 +88,9 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
   let m0 = wid.y * BM;
   let n0 = wid.x * BN;
   var acc: array<vec4<f32>, TM * TN4>;
+  // CSUM: column sums of op(B), in the first row of workgroup tiles (a workgroup-uniform branch).
+  var cs: array<vec4<f32>, TN4>;
+  let csum = CSUM && wid.y == 0u;
 
   if (SHARED) {
     for (var k0 = 0u; k0 < P.K; k0 += BK) {
@@ -119,6 +123,11 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
             acc[i * TN4 + q] = fma(vec4<f32>(a[i / 4u][i % 4u]), b[q], acc[i * TN4 + q]);
           }
         }
+        if (csum) {
+          for (var q = 0u; q < TN4; q++) { // unroll
+            cs[q] += b[q];
+          }
+        }
       }
       workgroupBarrier();
     }
@@ -128,6 +137,11 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
       for (var q = 0u; q < TN4; q++) { // unroll
         let n = n0 + tx * TN + q * 4u;
         b[q] = vec4<f32>(loadB(k, n), loadB(k, n + 1u), loadB(k, n + 2u), loadB(k, n + 3u));
+      }
+      if (csum) {
+        for (var q = 0u; q < TN4; q++) { // unroll
+          cs[q] += b[q];
+        }
       }
       for (var i = 0u; i < TM; i++) { // unroll
         let ai = vec4<f32>(loadA(m0 + ty * TM + i, k));
@@ -141,6 +155,11 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
   for (var i = 0u; i < TM; i++) { // unroll
     for (var j = 0u; j < TN; j++) { // unroll
       store(m0 + ty * TM + i, n0 + tx * TN + j, acc[i * TN4 + j / 4u][j % 4u]);
+    }
+  }
+  if (csum && ty == 0u) {
+    for (var j = 0u; j < TN; j++) { // unroll
+      storeColsum(n0 + tx * TN + j, cs[j / 4u][j % 4u]);
     }
   }
 }

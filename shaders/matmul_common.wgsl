@@ -4,6 +4,14 @@
 // inputs and the uniforms (C, S, aux, ids, P; see matmul.wgsl's header for
 // their meaning), the epilogues (override EPI) and a stable sigmoid.
 // The kernels declare A and B themselves (f32 or vec4<f32> elements).
+//
+// CSUM (override, FORM 1 with EPI 0 only; kernels.ts checks): the kernel also
+// writes the column sums of op(B) over k into S, as the epilogue does C:
+//   S[n] = alpha * sum_k op(B)[k, n] + beta * S[n]      (S is read only when beta != 0)
+// so the bias gradient of backprop (db = sum over rows of delta, with
+// dW = a^T delta) and CD-1's dc (sum h0 - sum h1) come out of the dW product
+// with no colsum dispatch. Written by the invocations of the first row of
+// workgroup tiles (wid.y == 0, ty == 0), which read every k of their columns.
 
 struct Params {
   M: u32,
@@ -23,6 +31,7 @@ struct Params {
 @group(0) @binding(6) var<uniform> P: Params;
 
 override EPI: u32 = 0u;
+override CSUM: bool = false;
 
 // Stable for any x (sigmoid(+-400) gives 1 and 0, never inf or NaN).
 fn sigmoid(x: f32) -> f32 {
@@ -50,4 +59,12 @@ fn store(m: u32, n: u32, v: f32) {
       C[at] = r;
     }
   }
+}
+
+// CSUM's store: one column sum of op(B); skips n outside N.
+fn storeColsum(n: u32, v: f32) {
+  if (n >= P.N) { return; }
+  var r = P.alpha * v;
+  if (P.beta != 0.0) { r += P.beta * S[n]; }
+  S[n] = r;
 }

@@ -11,6 +11,8 @@
 // M, K, N need not be multiples of the tile: out-of-range vec4s read 0, stores
 // outside M x N are skipped (C is written per element by store()).
 //
+// CSUM (column sums of op(B) into S, FORM 1): as matmul.wgsl, see matmul_common.wgsl.
+//
 // Bindings (group 0): 0 C, 1 S, 4 aux, 5 ids, 6 P from matmul_common.wgsl;
 //   2 A   storage read  array<vec4<f32>>   see FORM
 //   3 B   storage read  array<vec4<f32>>   see FORM
@@ -75,6 +77,9 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
   let unitsB = select(BN4 * BK4, BN4 * BK, FORM != 2u);
 
   var acc: array<vec4<f32>, TM * TN4>;
+  // CSUM: column sums of op(B), in the first row of workgroup tiles (a workgroup-uniform branch).
+  var cs: array<vec4<f32>, TN4>;
+  let csum = CSUM && wid.y == 0u;
   var ra: array<vec4<f32>, LA * 4u>;
   var rb: array<vec4<f32>, LB * 4u>;
 
@@ -184,6 +189,11 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
             acc[(p * 4u + 3u) * TN4 + q] = fma(vec4<f32>(a[p].w), b[q], acc[(p * 4u + 3u) * TN4 + q]);
           }
         }
+        if (csum) {
+          for (var q = 0u; q < TN4; q++) { // unroll
+            cs[q] += b[q];
+          }
+        }
       }
     }
   }
@@ -199,6 +209,15 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
         store(m, n + 2u, v.z);
         store(m, n + 3u, v.w);
       }
+    }
+  }
+  if (csum && ty == 0u) {
+    for (var q = 0u; q < TN4; q++) { // unroll
+      let n = n0 + (q * WG_X + tx) * 4u;
+      storeColsum(n, cs[q].x);
+      storeColsum(n + 1u, cs[q].y);
+      storeColsum(n + 2u, cs[q].z);
+      storeColsum(n + 3u, cs[q].w);
     }
   }
 }

@@ -28,7 +28,7 @@ import {
 } from '../../core/protocol/index.ts';
 import { sampleRange } from '../../core/rng.ts';
 import { decodePartition, type Partition } from '../../core/protocol/partition.ts';
-import { addResults, batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
+import { addResults, batchFromPartition, computeTasks, type ExampleBatch, type TaskResult } from '../../core/task.ts';
 import { computeLocalTask } from '../../core/local-sgd.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import { TrainingPlan } from '../../core/model/plan.ts';
@@ -357,28 +357,36 @@ export class GridWorker {
       const w = training ? { value: await this.holder.get(lease.config, tensorShapes(lease.config), lease), verified: Promise.resolve() } : await this.weights(lease);
       const checks = [w.verified];
       let fetchMs = performance.now() - t0;
-      let computeMs = 0;
-      let sum: TaskResult | null = null;
       const cfg = lease.config;
+      const batches: ExampleBatch[] = [];
+      let localSum: TaskResult | null = null;
+      let localMs = 0;
       for (const l of all) {
         const ta = performance.now();
         const p = await this.partition(l);
         checks.push(p.verified);
-        const tb = performance.now();
-        let r: TaskResult;
         if (training?.mode === 'local-sgd') {
+          // H local steps on this partition: computed here, one task after another
           if (!l.local) throw new Error(`lease ${l.leaseId} of a local-SGD job names no round`);
+          const tb = performance.now();
           const lr = await computeLocalTask(this.opts.backend, cfg, this.localPlan(cfg, l.local.trainCount), w.value, { round: l.local.round, lo: l.partition.lo, hi: l.partition.hi, weightsVersion: l.weights.version }, (ids) => batchFromPartition(p.value, ids));
-          r = { grads: lr.delta, loss: lr.loss, correct: lr.correct, count: lr.count };
-        } else {
-          const ids = sampleRange(cfg.seed, l.iteration, l.partition.lo, l.partition.hi, l.sample.fraction);
-          r = await computeTask(this.opts.backend, cfg, w.value, { phase: l.phase, iteration: l.iteration, seed: cfg.seed, weightsVersion: l.weights.version }, batchFromPartition(p.value, ids));
+          if (lr.count !== l.sample.count) throw new Error(`sampled ${lr.count} examples, the lease says ${l.sample.count}: rng mismatch`);
+          const r: TaskResult = { grads: lr.delta, loss: lr.loss, correct: lr.correct, count: lr.count };
+          localSum = localSum ? addResults(localSum, r) : r;
+          fetchMs += tb - ta;
+          localMs += performance.now() - tb;
+          continue;
         }
-        if (r.count !== l.sample.count) throw new Error(`sampled ${r.count} examples, the lease says ${l.sample.count}: rng mismatch`);
-        sum = sum ? addResults(sum, r) : r;
-        fetchMs += tb - ta;
-        computeMs += performance.now() - tb;
+        const ids = sampleRange(cfg.seed, l.iteration, l.partition.lo, l.partition.hi, l.sample.fraction);
+        if (ids.length !== l.sample.count) throw new Error(`sampled ${ids.length} examples, the lease says ${l.sample.count}: rng mismatch`);
+        batches.push(batchFromPartition(p.value, ids));
+        fetchMs += performance.now() - ta;
       }
+      // The whole bundle in one call: one submit where the backend batches (webgpu), else one task after another.
+      const tb = performance.now();
+      const specs = all.map((l) => ({ phase: l.phase, iteration: l.iteration, seed: cfg.seed, weightsVersion: l.weights.version }));
+      const sum = localSum ?? (await computeTasks(this.opts.backend, cfg, w.value, specs, batches));
+      const computeMs = localMs + performance.now() - tb;
       const t2 = performance.now();
       await Promise.all(checks);
       if (all.some((l) => this.returned.has(l.leaseId))) return; // given back while computing

@@ -105,8 +105,11 @@ export function matmulKernel(form: MatmulForm, tile: MatmulTile, M: number, K: n
 }
 
 /** The kernel build of a tile; pass the shape (M, K, N) to get matmul_vec4 where it applies. */
-export function matmulSpec(form: MatmulForm, epi: Epilogue, tile: MatmulTile, shape?: readonly [number, number, number]): KernelSpec {
+export function matmulSpec(form: MatmulForm, epi: Epilogue, tile: MatmulTile, shape?: readonly [number, number, number], csum = false): KernelSpec {
   if (tile.tm % 4 || tile.tn % 4) throw new GpuError(`matmul: register block ${tile.tm}x${tile.tn} must be multiples of 4`);
+  if (csum && (form !== 'tn' || epi !== 'axpby')) throw new GpuError(`matmul ${form}/${epi}: column sums (CSUM) come only with the tn form and the axpby epilogue`);
+  // CSUM appears in the key (and the constants) only when set, so existing kernels keep their keys.
+  const cs: Record<string, boolean> = csum ? { CSUM: true } : {};
   if (shape && matmulKernel(form, tile, ...shape) === 'matmul_vec4') {
     if (tile.bk % 4) throw new GpuError(`matmul_vec4: bk ${tile.bk} must be a multiple of 4`);
     const nt = tile.wgX * tile.wgY;
@@ -118,14 +121,14 @@ export function matmulSpec(form: MatmulForm, epi: Epilogue, tile: MatmulTile, sh
     return {
       shader: 'matmul_vec4',
       libs: ['rng', 'matmul_common'],
-      overrides: { FORM: FORM[form], EPI: EPI[epi], WG_X: tile.wgX, WG_Y: tile.wgY, BK: tile.bk, PAD: tile.pad ?? 0 },
+      overrides: { FORM: FORM[form], EPI: EPI[epi], WG_X: tile.wgX, WG_Y: tile.wgY, BK: tile.bk, PAD: tile.pad ?? 0, ...cs },
       consts: { TM: tile.tm, TN: tile.tn, LA: Math.ceil(unitsA / nt), LB: Math.ceil(unitsB / nt) },
     };
   }
   return {
     shader: 'matmul',
     libs: ['rng', 'matmul_common'],
-    overrides: { FORM: FORM[form], EPI: EPI[epi], WG_X: tile.wgX, WG_Y: tile.wgY, BK: tile.bk, SHARED: tile.shared },
+    overrides: { FORM: FORM[form], EPI: EPI[epi], WG_X: tile.wgX, WG_Y: tile.wgY, BK: tile.bk, SHARED: tile.shared, ...cs },
     consts: { TM: tile.tm, TN: tile.tn },
   };
 }
@@ -141,6 +144,11 @@ export interface MatmulArgs {
   readonly N: number;
   /** Bernoulli samples out (biasSigmoidSample). */
   readonly S?: GPUBuffer;
+  /**
+   * Column sums of op(B) out, N values (tn/axpby only): colsum[n] = alpha *
+   * sum_k B[k, n] + beta * colsum[n], the bias gradient fused into dW's product.
+   */
+  readonly colsum?: GPUBuffer;
   /** bias (N) or activations (M x N, sigmoidDelta). */
   readonly aux?: GPUBuffer;
   /** M u32 example ids (biasSigmoidSample). */
@@ -164,6 +172,8 @@ export function matmul(rec: Recording, tuning: MatmulTuning, a: MatmulArgs, dumm
   need('C', a.C, M * N);
   need('A', a.A, M * K);
   need('B', a.B, K * N);
+  if (a.colsum && a.S) throw new GpuError(`matmul ${a.form}/${a.epi}: colsum and S share binding 1; pass one`);
+  if (a.colsum) need('colsum', a.colsum, N);
   if (a.epi === 'biasSigmoidSample') {
     need('S', a.S, M * N);
     need('ids', a.ids, M);
@@ -182,8 +192,8 @@ export function matmul(rec: Recording, tuning: MatmulTuning, a: MatmulArgs, dumm
   uf[5] = a.alpha ?? 1;
   uf[6] = a.beta ?? 0;
   rec.dispatch(
-    matmulSpec(a.form, a.epi, tile, [M, K, N]),
-    [a.C, a.S ?? dummy.rw, a.A, a.B, a.aux ?? dummy.ro, a.ids ?? dummy.ro],
+    matmulSpec(a.form, a.epi, tile, [M, K, N], a.colsum !== undefined),
+    [a.C, a.S ?? a.colsum ?? dummy.rw, a.A, a.B, a.aux ?? dummy.ro, a.ids ?? dummy.ro],
     u,
     [Math.ceil(N / (tile.wgX * tile.tn)), Math.ceil(M / (tile.wgY * tile.tm)), 1],
   );
@@ -216,5 +226,34 @@ export function softmaxXent(rec: Recording, Pr: GPUBuffer, Z: GPUBuffer, M: numb
     [Pr, stats ?? dummy.rw, Z, labels ?? dummy.ro],
     u.buffer,
     [Math.ceil(M / SOFTMAX_WG), 1, 1],
+  );
+}
+
+const DENSE_SOFTMAX_WG = 64;
+/** The most classes dense_softmax.wgsl keeps in registers; wider output layers take matmul + softmaxXent. */
+export const DENSE_SOFTMAX_KMAX = 16;
+
+/**
+ * The output layer in one dispatch (shaders/dense_softmax.wgsl): logits
+ * X W + bias (X is M x nIn, W nIn x K, K <= DENSE_SOFTMAX_KMAX), then as
+ * softmaxXent: probabilities into Pr, or with labels the delta p - onehot and
+ * stats (M x 2) the loss and hit of each row.
+ */
+export function denseSoftmax(
+  rec: Recording,
+  a: { Pr: GPUBuffer; X: GPUBuffer; W: GPUBuffer; bias: GPUBuffer; M: number; nIn: number; K: number; labels?: GPUBuffer; stats?: GPUBuffer },
+  dummy: Dummies,
+): void {
+  const { M, nIn, K } = a;
+  if (M === 0) return;
+  if (K < 1 || K > DENSE_SOFTMAX_KMAX) throw new GpuError(`dense_softmax: ${K} classes, the kernel takes 1 to ${DENSE_SOFTMAX_KMAX} (use matmul + softmaxXent)`);
+  if (a.labels && !a.stats) throw new GpuError('dense_softmax: labels need a stats buffer');
+  const u = new Uint32Array([M, nIn, K, 0]);
+  const rows = Math.min(M, 65535);
+  rec.dispatch(
+    { shader: 'dense_softmax', overrides: { MODE: a.labels ? 1 : 0, WG: DENSE_SOFTMAX_WG }, consts: { KMAX: DENSE_SOFTMAX_KMAX } },
+    [a.Pr, a.stats ?? dummy.rw, a.X, a.W, a.bias, a.labels ?? dummy.ro],
+    u.buffer,
+    [rows, Math.ceil(M / rows), 1],
   );
 }

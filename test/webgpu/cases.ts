@@ -12,6 +12,8 @@ import { uniform } from '../../core/rng.ts';
 import {
   colsum,
   CPU_TUNING,
+  DENSE_SOFTMAX_KMAX,
+  denseSoftmax,
   type Dummies,
   GPU_TUNING,
   type Epilogue,
@@ -78,11 +80,12 @@ async function runMatmul(
   M: number,
   K: number,
   N: number,
-  extra: { C0?: Float32Array; aux?: Float32Array; ids?: Uint32Array; alpha?: number; beta?: number; seed?: number; iteration?: number } = {},
+  extra: { C0?: Float32Array; aux?: Float32Array; ids?: Uint32Array; alpha?: number; beta?: number; seed?: number; iteration?: number; colsum?: boolean; S0?: Float32Array } = {},
 ): Promise<MatmulRun> {
   const rec = gpu.record(`test/matmul-${form}-${epi}`);
   const C = rec.own(extra.C0 ? gpu.upload('test/C0', extra.C0) : gpu.scratch('test/C', M * N, true));
   const S = epi === 'biasSigmoidSample' ? rec.own(gpu.scratch('test/S', M * N, true)) : undefined;
+  const cs = extra.colsum ? rec.own(extra.S0 ? gpu.upload('test/S0', extra.S0) : gpu.scratch('test/colsum', N, true)) : undefined;
   const d = dummies(gpu);
   rec.own(d.rw);
   rec.own(d.ro);
@@ -91,6 +94,7 @@ async function runMatmul(
     epi,
     C,
     S,
+    colsum: cs,
     A: rec.own(gpu.upload('test/A', A)),
     B: rec.own(gpu.upload('test/B', B)),
     aux: extra.aux ? rec.own(gpu.upload('test/aux', extra.aux)) : undefined,
@@ -103,7 +107,7 @@ async function runMatmul(
     seed: extra.seed,
     iteration: extra.iteration,
   }, d);
-  const out = await rec.finish(S ? [[C, M * N], [S, M * N]] : [[C, M * N]]);
+  const out = await rec.finish(S ?? cs ? [[C, M * N], [(S ?? cs)!, S ? M * N : N]] : [[C, M * N]]);
   return { C: out[0]!, S: out[1] };
 }
 
@@ -390,6 +394,208 @@ export const CASES: Case[] = [
     },
   },
 ];
+
+/** sum over rows of B (K x N), float64, and sum |B| for the tolerance */
+function colsum64(B: Float32Array, K: number, N: number): { sum: Float64Array; mag: Float64Array } {
+  const sum = new Float64Array(N);
+  const mag = new Float64Array(N);
+  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) {
+    sum[n]! += B[k * N + n]!;
+    mag[n]! += Math.abs(B[k * N + n]!);
+  }
+  return { sum, mag };
+}
+
+const CSUM_SHAPES: readonly [number, number, number][] = [[1, 1, 1], [7, 13, 5], [65, 33, 129], [130, 17, 67]];
+const CSUM_VEC_SHAPES: readonly [number, number, number][] = [[68, 36, 132], [4, 200, 12]];
+
+/** Fused kernels, pooling and bundles: the whole-step work (issue 16, part 2). */
+const stepCases: Case[] = [
+  ...Object.entries(TILES).map(([tileName, tile]): Case => ({
+    name: `matmul tn + column sums of B (CSUM), ${tileName}: dW and db of one product, alpha/beta on both`,
+    run: async ({ backend }) => {
+      for (const [M, K, N] of tile.vec4 ? [...CSUM_SHAPES, ...CSUM_VEC_SHAPES] : CSUM_SHAPES) {
+        if (tile.vec4 && vec4Fits('tn', M, K, N) !== (M % 4 === 0 && N % 4 === 0)) throw new Error('vec4Fits changed');
+        const seed = freshSeed();
+        const r = new Rand(seed);
+        const A = r.floats(K * M);
+        const B = r.floats(K * N);
+        const ref = matmul64('tn', A, B, M, K, N);
+        const cs = colsum64(B, K, N);
+        const what = `tn ${M}x${K}x${N} ${tileName} (seed ${seed})`;
+        // plain: C = A^T B, S = column sums (S poisoned first)
+        const plain = await runMatmul(backend.gpu, only(tile), 'tn', 'axpby', A, B, M, K, N, { colsum: true });
+        expectClose(`${what} C`, plain.C, ref.C, dotTol(ref.mag));
+        expectClose(`${what} colsum`, plain.S!, cs.sum, (i) => 1e-5 * cs.mag[i]! + 1e-6);
+        // accumulate: both outputs get alpha * new + beta * old
+        const C0 = r.floats(M * N);
+        const S0 = r.floats(N);
+        const acc = await runMatmul(backend.gpu, only(tile), 'tn', 'axpby', A, B, M, K, N, { colsum: true, C0, S0, alpha: -1, beta: 1 });
+        expectClose(`${what} C accumulated`, acc.C, ref.C.map((c, i) => C0[i]! - c), (i) => dotTol(ref.mag)(i) + 1e-6 * Math.abs(C0[i]!));
+        expectClose(`${what} colsum accumulated`, acc.S!, cs.sum.map((c, i) => S0[i]! - c), (i) => 1e-5 * cs.mag[i]! + 1e-6 * (1 + Math.abs(S0[i]!)));
+      }
+    },
+  })),
+  {
+    name: 'matmul CSUM: refused outside tn/axpby and beside samples',
+    run: async ({ backend }) => {
+      const gpu = backend.gpu;
+      const b = gpu.scratch('test/b', 64);
+      const rec = gpu.record('test/bad-csum');
+      await expectThrow('nn + colsum', async () => matmul(rec, backend.tuning, { form: 'nn', epi: 'axpby', C: b, A: b, B: b, colsum: b, M: 2, K: 2, N: 2 }, dummies(gpu)), /tn form and the axpby epilogue/);
+      await expectThrow('colsum + S', async () => matmul(rec, backend.tuning, { form: 'tn', epi: 'axpby', C: b, A: b, B: b, S: b, colsum: b, M: 2, K: 2, N: 2 }, dummies(gpu)), /share binding 1/);
+      b.destroy();
+    },
+  },
+  {
+    name: 'dense_softmax: logits + softmax (+ delta, loss, hits) in one dispatch equal the float64 reference, stable at logits of +-400',
+    run: async ({ backend }) => {
+      const gpu = backend.gpu;
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      for (const [M, nIn, K, biasScale] of [[1, 1, 1, 1], [67, 131, 10, 1], [5, 70, DENSE_SOFTMAX_KMAX, 400], [130, 2000, 10, 2]] as const) {
+        const X = r.floats(M * nIn, 0, 1);
+        const W = r.floats(nIn * K, -0.1, 0.1);
+        const bias = r.floats(K, -biasScale, biasScale);
+        const labels = r.ints(M, K);
+        const rec = gpu.record('test/dense-softmax');
+        const d = dummies(gpu);
+        const [xb, wb, bb, lb] = [rec.own(gpu.upload('test/X', X)), rec.own(gpu.upload('test/W', W)), rec.own(gpu.upload('test/bias', bias)), rec.own(gpu.upload('test/labels', labels))];
+        const probs = rec.own(gpu.scratch('test/probs', M * K, true));
+        const delta = rec.own(gpu.scratch('test/delta', M * K, true));
+        const stats = rec.own(gpu.scratch('test/stats', M * 2, true));
+        denseSoftmax(rec, { Pr: probs, X: xb, W: wb, bias: bb, M, nIn, K }, d);
+        denseSoftmax(rec, { Pr: delta, stats, X: xb, W: wb, bias: bb, labels: lb, M, nIn, K }, d);
+        const [ph, dh, sh] = await rec.finish([[probs, M * K], [delta, M * K], [stats, M * 2]]);
+        const z = matmul64('nn', X, W, M, nIn, K);
+        const Z = z.C.map((v, i) => v + bias[i % K]!);
+        const ref = softmax64(Z, M, K);
+        // the logits carry a dot product's error (1e-5 of sum |x w|); softmax's derivative is at most 1/2
+        const zTol = (i: number): number => 1e-5 * z.mag[i]! + 1e-6 * (1 + Math.abs(Z[i]!));
+        const what = `dense_softmax ${M}x${nIn}x${K} (seed ${seed})`;
+        expectClose(`${what} probs`, ph!, ref.probs, (i) => zTol(i) + 1e-6);
+        expectClose(`${what} delta`, dh!, ref.probs.map((p, i) => p - (labels[Math.floor(i / K)] === i % K ? 1 : 0)), (i) => zTol(i) + 1e-6);
+        const st = new Float64Array(M * 2);
+        let rowTol = 0;
+        for (let i = 0; i < M; i++) {
+          st[2 * i] = -ref.logp[i * K + labels[i]!]!;
+          st[2 * i + 1] = ref.argmax[i] === labels[i] ? 1 : 0;
+          rowTol = Math.max(rowTol, ...Array.from({ length: K }, (_, k) => zTol(i * K + k)));
+        }
+        // a hit may differ only where two logits are within rounding of each other: none are here (checked)
+        for (let i = 0; i < M; i++) {
+          const sorted = Array.from(Z.subarray(i * K, (i + 1) * K)).sort((a, b) => b - a);
+          if (K > 1 && sorted[0]! - sorted[1]! < 4 * rowTol) st[2 * i + 1] = sh![2 * i + 1]!;
+        }
+        expectClose(`${what} loss and hits`, sh!, st, (i) => (i % 2 ? 0 : 2 * rowTol + 1e-5 * (1 + st[i]!)));
+      }
+      await expectThrow('17 classes', async () => denseSoftmax(gpu.record('test/k17'), { Pr: gpu.scratch('t', 17), X: gpu.scratch('t', 17), W: gpu.scratch('t', 17), bias: gpu.scratch('t', 17), M: 1, nIn: 1, K: DENSE_SOFTMAX_KMAX + 1 }, dummies(gpu)), /use matmul \+ softmaxXent/);
+    },
+  },
+  {
+    name: `backend backprop and predict with ${DENSE_SOFTMAX_KMAX + 1} classes (wider than dense_softmax: matmul + softmax_xent) equal the float64 reference`,
+    run: async ({ backend }) => {
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      const B = 11;
+      const sizes = [23, 19, DENSE_SOFTMAX_KMAX + 1];
+      const layers = sizes.slice(1).map((n, i) => randomLayer(r, sizes[i]!, n, 0.5));
+      const x = r.floats(B * 23, 0, 1);
+      const labels = Uint8Array.from(r.ints(B, DENSE_SOFTMAX_KMAX + 1));
+      const got = await backend.backprop({ layers, x, labels, batch: B });
+      const ref = backpropRef(layers, x, labels, B);
+      layers.forEach((l, i) => {
+        expectClose(`dW${i} (seed ${seed})`, got.dW[i]!, ref.dW[i]!, (j) => 1e-5 * (B + Math.abs(ref.dW[i]![j]!)));
+        expectClose(`db${i} (seed ${seed})`, got.db[i]!, ref.db[i]!, (j) => 1e-5 * (B + Math.abs(ref.db[i]![j]!)));
+      });
+      expectClose(`loss (seed ${seed})`, [got.loss], [ref.loss], () => 1e-5 * ref.loss);
+      if (got.correct !== ref.correct) throw new Error(`correct ${got.correct}, expected ${ref.correct} (seed ${seed})`);
+      expectClose(`predict (seed ${seed})`, await backend.predict(layers, x, B), ref.probs, () => 1e-5);
+    },
+  },
+  {
+    name: 'backend bundles: cd1Bundle and backpropBundle equal the sum of the float64 reference of each task, in one submit with one task\'s dispatches',
+    run: async ({ backend }) => {
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      // CD-1: 3 tasks (5, 1 and 9 examples) under one RBM with a lower layer
+      const lower = [randomLayer(r, 31, 17, 0.5)];
+      const rbm: RbmLayer = { V: 17, H: 13, W: r.floats(17 * 13, -0.5, 0.5), b: r.floats(17, -0.5, 0.5), c: r.floats(13, -0.5, 0.5) };
+      const Bs = [5, 1, 9];
+      const xs = Bs.map((B) => r.floats(B * 31, 0, 1));
+      const ids = Bs.map((B) => r.ints(B, 60000));
+      let rngSeed = r.ints(1, 2 ** 32)[0]!;
+      let refs = Bs.map((B, t) => cd1Ref(lower, rbm, xs[t]!, B, ids[t]!, rngSeed, 4));
+      while (refs.some((x) => x.margin <= 1e-4)) refs = Bs.map((B, t) => cd1Ref(lower, rbm, xs[t]!, B, ids[t]!, ++rngSeed, 4));
+      const reqs = Bs.map((B, t) => ({ lower, rbm, x: xs[t]!, batch: B, exampleIds: ids[t]!, rng: { seed: rngSeed, iteration: 4 }, weightsVersion: 7 }));
+      const single = { ...backend.stats };
+      await backend.cd1(reqs[2]!);
+      const oneTask = backend.stats.dispatches - single.dispatches;
+      const before = { ...backend.stats };
+      const got = await backend.cd1Bundle(reqs);
+      if (backend.stats.submits - before.submits !== 1) throw new Error(`cd1Bundle: ${backend.stats.submits - before.submits} submits, expected 1`);
+      if (backend.stats.dispatches - before.dispatches !== oneTask) throw new Error(`cd1Bundle: ${backend.stats.dispatches - before.dispatches} dispatches, one task takes ${oneTask}`);
+      const B = 15;
+      const sum = (f: (x: (typeof refs)[number]) => Float64Array): Float64Array => refs.map(f).reduce((a, b) => a.map((v, i) => v + b[i]!));
+      const what = `cd1Bundle 5+1+9 (seed ${seed})`;
+      const dW = sum((x) => x.dW);
+      expectClose(`${what} dW`, got.dW, dW, (i) => 1e-5 * (2 * B + Math.abs(dW[i]!)));
+      expectClose(`${what} db`, got.db, sum((x) => x.db), () => 1e-5 * 2 * B);
+      expectClose(`${what} dc`, got.dc, sum((x) => x.dc), () => 1e-5 * 2 * B);
+      const rec = refs.reduce((a, x) => a + x.reconError, 0);
+      expectClose(`${what} reconError`, [got.reconError], [rec], () => 1e-5 * (B + rec));
+      if (got.count !== B) throw new Error(`${what}: count ${got.count}`);
+      await expectThrow('other weights', () => backend.cd1Bundle([reqs[0]!, { ...reqs[1]!, rbm: { ...rbm, W: rbm.W.slice() } }]), /other weights than request 0/);
+      await expectThrow('other iteration', () => backend.cd1Bundle([reqs[0]!, { ...reqs[1]!, rng: { seed: rngSeed, iteration: 5 } }]), /seed\/iteration/);
+      // backprop: 3 tasks (4, 0 and 7 examples) of one MLP
+      const sizes = [29, 23, 19, 10];
+      const layers = sizes.slice(1).map((n, i) => randomLayer(r, sizes[i]!, n, 0.5));
+      const Bb = [4, 0, 7];
+      const bx = Bb.map((n) => r.floats(n * 29, 0, 1));
+      const bl = Bb.map((n) => Uint8Array.from(r.ints(n, 10)));
+      const bref = Bb.map((n, t) => backpropRef(layers, bx[t]!, bl[t]!, n));
+      const b0 = { ...backend.stats };
+      const bg = await backend.backpropBundle(Bb.map((n, t) => ({ layers, x: bx[t]!, labels: bl[t]!, batch: n })));
+      if (backend.stats.submits - b0.submits !== 1) throw new Error(`backpropBundle: ${backend.stats.submits - b0.submits} submits, expected 1`);
+      // 3L - 1 dispatches for L = 3 layers (webgpu-backend.ts's header), as for one task
+      if (backend.stats.dispatches - b0.dispatches !== 8) throw new Error(`backpropBundle: ${backend.stats.dispatches - b0.dispatches} dispatches, expected 8`);
+      layers.forEach((_, i) => {
+        const dWi = bref.map((x) => x.dW[i]!).reduce((a, b) => a.map((v, j) => v + b[j]!));
+        const dbi = bref.map((x) => x.db[i]!).reduce((a, b) => a.map((v, j) => v + b[j]!));
+        expectClose(`backpropBundle dW${i} (seed ${seed})`, bg.dW[i]!, dWi, (j) => 1e-5 * (11 + Math.abs(dWi[j]!)));
+        expectClose(`backpropBundle db${i} (seed ${seed})`, bg.db[i]!, dbi, (j) => 1e-5 * (11 + Math.abs(dbi[j]!)));
+      });
+      const loss = bref.reduce((a, x) => a + x.loss, 0);
+      expectClose(`backpropBundle loss (seed ${seed})`, [bg.loss], [loss], () => 1e-5 * loss);
+      const correct = bref.reduce((a, x) => a + x.correct, 0);
+      if (bg.correct !== correct || bg.count !== 11) throw new Error(`backpropBundle: correct ${bg.correct}/${bg.count}, expected ${correct}/11 (seed ${seed})`);
+      await expectThrow('other layers', () => backend.backpropBundle([{ layers, x: bx[0]!, labels: bl[0]!, batch: 4 }, { layers: layers.slice(0, 2), x: bx[0]!, labels: bl[0]!, batch: 4 }]), /other weights than request 0/);
+    },
+  },
+  {
+    name: 'backend pool: a second task of the same shapes creates no buffer and no bind group, and gives the same numbers',
+    run: async ({ backend }) => {
+      const seed = freshSeed();
+      const r = new Rand(seed);
+      const sizes = [37, 29, 23, 7];
+      const layers = sizes.slice(1).map((n, i) => randomLayer(r, sizes[i]!, n, 0.5));
+      const x = r.floats(13 * 37, 0, 1);
+      const labels = Uint8Array.from(r.ints(13, 7));
+      const req = { layers, x, labels, batch: 13, weightsVersion: 3 };
+      const first = await backend.backprop(req);
+      const c0 = { ...backend.gpu.counters };
+      const second = await backend.backprop(req);
+      const c1 = backend.gpu.counters;
+      if (c1.buffersCreated !== c0.buffersCreated) throw new Error(`second task created ${c1.buffersCreated - c0.buffersCreated} buffers`);
+      if (c1.bindGroupsCreated !== c0.bindGroupsCreated) throw new Error(`second task created ${c1.bindGroupsCreated - c0.bindGroupsCreated} bind groups`);
+      if (c1.submits - c0.submits !== 1) throw new Error(`second task: ${c1.submits - c0.submits} submits`);
+      // same kernels on the same data: bit for bit (the pooled buffers' old contents must not leak in)
+      first.dW.forEach((d, i) => expectClose(`dW${i} again (seed ${seed})`, second.dW[i]!, d, () => 0));
+      if (second.loss !== first.loss || second.correct !== first.correct) throw new Error(`loss/correct changed: ${first.loss}/${first.correct} then ${second.loss}/${second.correct}`);
+    },
+  },
+];
+CASES.push(...stepCases);
 
 /** Cases that compare with the CPU backend (core/cpu), the project's reference implementation. */
 const cpuCases: Case[] = [
