@@ -32,6 +32,8 @@ export const STATUS: Readonly<Record<ErrorCode, HttpStatus>> = {
   'non-finite': 422,
   'norm-bound': 422,
   'rate-limited': 429,
+  'coverage-claim': 403,
+  'sketch-mismatch': 422,
   internal: 500,
 };
 

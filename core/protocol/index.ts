@@ -10,3 +10,4 @@ export * from './partition.ts';
 export * from './paths.ts';
 export * from './results.ts';
 export * from './weights.ts';
+export * from './sketch.ts';
