@@ -41,6 +41,8 @@ export interface IntakeInput {
   /** a result's gradient L2 norm may not exceed this times its example count */
   readonly normBoundPerExample: number;
   readonly now: number;
+  /** may this upload answer lease x? default: x was issued to workerId (a tree's partial: p2p-plan.ts's claimable) */
+  readonly owns?: (x: LeaseInfo) => boolean;
 }
 
 export interface Answered {
@@ -76,7 +78,7 @@ export function validateResult(input: IntakeInput): Intake {
   const refuse = (code: ErrorCode, detail: string, late = false): Refusal => ({ ok: false, code, detail, late, overdue });
   /** The open task slot a lease of this worker answers, or why it answers none. */
   const openSlot = (x: LeaseInfo): TaskSlot | Refusal => {
-    if (x.workerId !== workerId) return refuse('foreign-lease', `lease ${x.id} was issued to another worker`);
+    if (!(input.owns ? input.owns(x) : x.workerId === workerId)) return refuse(input.owns ? 'coverage-claim' : 'foreign-lease', `lease ${x.id} was issued to another worker${input.owns ? ', outside the uploader\'s subtree' : ''}`);
     if (x.state === 'done') return refuse('duplicate-result', `lease ${x.id} was already answered; its result counts once`);
     const late = (why: string): Refusal => refuse('lease-expired', `lease ${x.id} ${why}; the result was dropped, lease a new task`, true);
     if (x.state === 'active' && now > x.deadline) {

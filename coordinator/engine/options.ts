@@ -2,6 +2,7 @@
 import type { ComputeBackend } from '../../core/backend.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import type { AggregatorKind } from '../aggregate/index.ts';
+import { P2P_DEFAULTS, type P2POptions } from './p2p-rounds.ts';
 import type { TrainTestData } from './run.ts';
 
 export interface CoordinatorOptions {
@@ -32,9 +33,11 @@ export interface CoordinatorOptions {
   /** keep this many checkpoint files per job (default 2) */
   readonly keepCheckpoints?: number;
   readonly log?: (msg: string) => void;
+  /** peer-to-peer trees among tabs (p2p-rounds.ts): fan-in (default 2), gather and collect ms, sketch buckets, ICE servers handed to tabs */
+  readonly p2p?: Partial<P2POptions>;
 }
 
-export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'evalBackend' | 'log'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log'>;
+export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'evalBackend' | 'log' | 'p2p'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log'> & { readonly p2p: P2POptions };
 
 export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
   const heartbeatMs = o.heartbeatMs ?? 5_000;
@@ -54,5 +57,6 @@ export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
     uploadTimeoutMs: o.uploadTimeoutMs ?? 60_000,
     summer: o.summer ?? 'auto',
     log: o.log,
+    p2p: { ...P2P_DEFAULTS, collectMs: Math.floor((o.leaseTimeoutMs ?? 60_000) / 2), ...o.p2p },
   };
 }

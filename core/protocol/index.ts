@@ -11,3 +11,4 @@ export * from './paths.ts';
 export * from './results.ts';
 export * from './weights.ts';
 export * from './sketch.ts';
+export * from './p2p.ts';

@@ -4,7 +4,7 @@
  * the rest.
  */
 import type { Hono, MiddlewareHandler } from 'hono';
-import { API_PREFIX, PATHS } from '../../../core/protocol/index.ts';
+import { API_PREFIX, PATHS, TREE_HEADER } from '../../../core/protocol/index.ts';
 import { HeartbeatBody, LeaseBody, RegisterBody } from '../../../core/schemas.ts';
 import type { Coordinator } from '../../engine/coordinator.ts';
 import { bodyChunks, readBody, readJson, Semaphore } from '../body.ts';
@@ -50,7 +50,7 @@ export function workerRoutes(app: Hono<Env>, coord: Coordinator, opts: WorkerRou
     const slot = Number.isSafeInteger(length) && length > 0 ? coord.receiveSlot(length) : null;
     try {
       const body = await readBody(bodyChunks(c), slot, coord.maxResultBytes, coord.uploadTimeoutMs);
-      return c.json(coord.submitResult(c.get('worker'), c.req.param('leaseId'), body));
+      return c.json(coord.submitResult(c.get('worker'), c.req.param('leaseId'), body, c.req.header(TREE_HEADER))); // TREE_HEADER: a tree's partial (routes/peer.ts)
     } finally {
       slot?.release();
       uploads.release();
