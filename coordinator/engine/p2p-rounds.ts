@@ -102,13 +102,17 @@ export class P2PRounds {
 
   /** Plans a tree over the waiting tabs gatherMs after tasks and tabs are both there. */
   pump(): void {
-    if (this.gather || this.planning || !this.waiters.length) return;
+    if (this.planning || !this.waiters.length) return;
     const run = this.ctx.run();
     if (!run || this.ctx.idleReason() || !run.slots.some((s) => s.state === 'pending')) return;
+    // every member waiting: plan now; else give the others gatherMs to come
+    const all = [...this.members.keys()].every((id) => this.waiters.some((x) => x.worker.id === id));
+    if (this.gather && !all) return;
+    if (this.gather) clearTimeout(this.gather);
     this.gather = setTimeout(() => {
       this.gather = null;
       void this.plan();
-    }, this.opts.gatherMs);
+    }, all ? 0 : this.opts.gatherMs);
   }
 
   private async plan(): Promise<void> {

@@ -125,7 +125,7 @@ describe('peer-to-peer trees among tabs', () => {
     console.log(`p2p: ${s.totalIterations} iterations, ${tasks} tasks, ${uploads} uploads, ${viaTree} hand-ups over channels, max abs weight diff ${diff.toExponential(2)}`);
     expect(diff).toBeLessThan(1e-4);
     expect(viaTree).toBeGreaterThan(0);
-    expect(uploads).toBeLessThan(tasks);
+    expect(uploads).toBeLessThan(tasks * 0.8);
   }, 120_000);
 
   it('an interior tab that leaves mid-round: its subtree\'s tasks complete by fallback or re-issue, each counted once', async () => {
@@ -199,7 +199,7 @@ describe('peer-to-peer trees among tabs', () => {
     const sketch = (leaseIds: string[]) => {
       const z = new Float32Array(10);
       const s = sketchTensors([z], leaf.role.seeds!.check, leaf.role.buckets);
-      return encodeSketchReport({ treeId: leaf.role.treeId, leaseIds, count: 0, loss: 0, correct: 0, tree: s, own: s });
+      return encodeSketchReport({ treeId: leaf.role.treeId, leaseIds, count: 0, loss: 0, correct: 0, tree: s, own: s }) as Uint8Array<ArrayBuffer>;
     };
     const report = (tok: string, body: Uint8Array<ArrayBuffer>): Promise<Response> => rig!.fetch(P2P_PATHS.sketch, { method: 'POST', headers: { [WORKER_HEADER]: tok, 'content-type': 'application/octet-stream' }, body });
     // the root may not report a leaf's sketch; a leaf may not report another tab's lease; garbage is refused
