@@ -62,8 +62,11 @@ console.log('workers  iter/s  results/s  lease p50 ms  lease p99 ms  agg GB/s  c
 for (const workers of counts) {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-load-'));
   const srv = await startServer({ port: 0, dataDir: dir, adminToken: 'load-admin-token-0123456789', mnistDir: MNIST, pages: false, log: () => undefined, evalBackend: undefined, aggregator, fanIn: 8, leaseTimeoutMs: 120_000,
-    // all simulated workers share one address: registration may not be limited per address here
-    rateLimit: { perSecond: 10_000, burst: 10_000 } });
+    // all simulated workers share one address: registration may not be limited per address here,
+    // nor may their uploads wait on the per-address bound
+    rateLimit: { perSecond: 10_000, burst: 10_000 },
+    registrationLimit: { perAddress: { perSecond: 10_000, burst: 10_000 }, perNetwork: { perSecond: 10_000, burst: 10_000 } },
+    uploadsPerAddress: 4 });
   const cfg = parseJobConfig({
     name: `load-${workers}`,
     layers: [784, 500, 500, 2000, 10],

@@ -6,6 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { OperatorError } from './operator-error.ts';
 
 export function sha256Hex(s: string | Uint8Array): string {
   return createHash('sha256').update(s).digest('hex');
@@ -17,10 +18,19 @@ export interface AdminToken {
   readonly created?: string;
 }
 
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+/** Refuses a given admin token that is too short (an OperatorError: checked before anything starts). */
+export function checkAdminToken(given: string | undefined): void {
+  if (given && given.length < MIN_ADMIN_TOKEN_LENGTH) {
+    throw new OperatorError(`the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters (this one has ${given.length}): pass a longer --admin-token or TESSERA_ADMIN_TOKEN, or neither to have one created`);
+  }
+}
+
 export function ensureAdminToken(dataDir: string, given?: string): AdminToken {
   const file = join(dataDir, 'admin-token.sha256');
   if (given) {
-    if (given.length < 16) throw new Error('the admin token must be at least 16 characters');
+    checkAdminToken(given);
     const hash = sha256Hex(given);
     writeFileSync(file, hash + '\n', { mode: 0o600 });
     return { hash };

@@ -9,7 +9,7 @@
  */
 import { serve, type ServerType } from '@hono/node-server';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createCpuBackend } from '../core/cpu/index.ts';
 import type { JobConfig } from '../core/model/config.ts';
@@ -22,8 +22,11 @@ import { iceServersFromEnv } from './cli/ice-servers.ts';
 import { readJobFile, runCli } from './cli/run-cli.ts';
 import { parseServerFlags, SERVER_USAGE } from './cli/server-flags.ts';
 import type { RateLimitOptions } from './http/middleware/rate-limit.ts';
-import { ensureAdminToken } from './auth.ts';
+import type { RegistrationLimit } from './http/routes/workers.ts';
+import { checkAdminToken, ensureAdminToken } from './auth.ts';
 import { Coordinator, type CoordinatorOptions, type TrainTestData } from './engine/coordinator.ts';
+import { jobFromFile } from './job-file.ts';
+import { databaseError, datasetError, ensureWritableDataDir, listenError } from './operator-error.ts';
 
 export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir' | 'loadData'>> {
   readonly port?: number;
@@ -37,6 +40,10 @@ export interface ServerOptions extends Partial<Omit<CoordinatorOptions, 'dataDir
   readonly pages?: boolean;
   /** per worker and per client address (default 200/s, burst 400) */
   readonly rateLimit?: RateLimitOptions;
+  /** registrations per client address and per network (default REGISTRATION_LIMIT) */
+  readonly registrationLimit?: RegistrationLimit;
+  /** result bodies one client address may have read at once (default half the intake slots) */
+  readonly uploadsPerAddress?: number;
 }
 
 export interface RunningServer {
@@ -64,17 +71,32 @@ export function mnistLoader(dir: string | undefined): (cfg: JobConfig) => Promis
   };
 }
 
+/**
+ * Opens the data folder and serves it. Operator mistakes (admin token too
+ * short, data folder not writable, database or data set unreadable, port
+ * taken) reject with an OperatorError whose message is one line, and leave
+ * nothing open: the token and the folder are checked before anything
+ * starts, and a port that cannot be bound closes the coordinator again.
+ */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? ((s: string) => console.log(`[coordinator] ${s}`));
-  const coord = await Coordinator.open({
-    evalBackend: () => createCpuBackend(),
-    p2p: { iceServers: iceServersFromEnv(process.env.TESSERA_ICE_SERVERS) },
-    ...opts,
-    log,
-    dataDir: opts.dataDir,
-    loadData: mnistLoader(opts.mnistDir ?? defaultMnistDir()),
-  });
-  const token = ensureAdminToken(opts.dataDir, opts.adminToken ?? process.env.TESSERA_ADMIN_TOKEN);
+  const givenToken = opts.adminToken ?? process.env.TESSERA_ADMIN_TOKEN;
+  checkAdminToken(givenToken);
+  ensureWritableDataDir(opts.dataDir);
+  let coord: Coordinator;
+  try {
+    coord = await Coordinator.open({
+      evalBackend: () => createCpuBackend(),
+      p2p: { iceServers: iceServersFromEnv(process.env.TESSERA_ICE_SERVERS) },
+      ...opts,
+      log,
+      dataDir: opts.dataDir,
+      loadData: mnistLoader(opts.mnistDir ?? defaultMnistDir()),
+    });
+  } catch (e) {
+    throw datasetError(databaseError(join(opts.dataDir, 'state.sqlite'), e));
+  }
+  const token = ensureAdminToken(opts.dataDir, givenToken);
   let pages: ((app: import('hono').Hono) => void) | undefined;
   if (opts.pages !== false) {
     try {
@@ -84,12 +106,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`web pages unavailable: ${(e as Error).message}`);
     }
   }
-  const app = createApp(coord, { adminTokenHash: token.hash, pages, rateLimit: opts.rateLimit });
-
+  const app = createApp(coord, { adminTokenHash: token.hash, pages, rateLimit: opts.rateLimit, registrationLimit: opts.registrationLimit, uploadsPerAddress: opts.uploadsPerAddress });
   const host = opts.host ?? '127.0.0.1';
-  const server: ServerType = await new Promise((ok) => {
-    const s = serve({ fetch: app.fetch, port: opts.port ?? 8080, hostname: host }, () => ok(s));
-  });
+  const wanted = opts.port ?? 8080;
+  let server: ServerType;
+  try {
+    server = await new Promise((ok, fail) => {
+      const s = serve({ fetch: app.fetch, port: wanted, hostname: host }, () => ok(s));
+      s.once('error', fail);
+    });
+  } catch (e) {
+    await coord.close();
+    throw listenError(host, wanted, e);
+  }
   // Idle keep-alive connections stay open longer than clients' pools keep them,
   // so a client never sends on a socket the server is closing (ECONNRESET).
   const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
@@ -151,10 +180,13 @@ async function main(): Promise<void> {
   });
   console.log(`[coordinator] listening on ${srv.url}`);
   if (srv.createdAdminToken) console.log(`[coordinator] admin token (shown once, stored hashed): ${srv.createdAdminToken}`);
-  if (cfg !== undefined) {
-    const job = await srv.coord.createJob(cfg);
-    console.log(`[coordinator] created job ${job.id} (${job.totalIterations} iterations)`);
-    if (f.start) await srv.coord.action(job.id, 'start');
+  if (f.job !== undefined) {
+    try {
+      await jobFromFile(srv.coord, f.job, cfg, f.start, (s) => console.log(`[coordinator] ${s}`));
+    } catch (e) {
+      await srv.close();
+      throw e;
+    }
   }
   const stop = (): void => {
     void srv.close().then(() => process.exit(0));

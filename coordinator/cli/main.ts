@@ -15,6 +15,10 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_JOB } from '../../core/model/config.ts';
+import type { JobSummary } from '../../core/protocol/index.ts';
+import type { Coordinator } from '../engine/coordinator.ts';
+import { jobFromFile } from '../job-file.ts';
+import { datasetError } from '../operator-error.ts';
 import { startServer } from '../server.ts';
 import { JobLine } from './job-line.ts';
 import { MAIN_USAGE, parseMainFlags } from './main-flags.ts';
@@ -49,6 +53,16 @@ export function spawnDenoWorker(url: string, opts: { backend: string; cache?: st
   return child;
 }
 
+/** The job npm start runs when none is active: --job FILE's, else DEFAULT_JOB, created and started. */
+async function startMainJob(coord: Coordinator, file: { path: string; input: unknown } | null): Promise<JobSummary> {
+  if (file) return await jobFromFile(coord, file.path, file.input, true, (s) => console.log(`[main] ${s}`));
+  try {
+    return await coord.action((await coord.createJob(DEFAULT_JOB)).id, 'start');
+  } catch (e) {
+    throw datasetError(e);
+  }
+}
+
 async function main(): Promise<void> {
   const f = parseMainFlags(process.argv.slice(2));
   if (f.help) {
@@ -74,9 +88,12 @@ async function main(): Promise<void> {
   if (job) {
     console.log(`[main] resuming job ${job.id} (${job.name}) at iteration ${job.iteration} of ${job.totalIterations}`);
   } else {
-    const cfg = jobFile ?? DEFAULT_JOB;
-    const created = await coord.createJob(cfg);
-    job = await coord.action(created.id, 'start');
+    try {
+      job = await startMainJob(coord, f.job === undefined ? null : { path: f.job, input: jobFile });
+    } catch (e) {
+      await srv.close(); // nothing half-started: no worker runs yet
+      throw e;
+    }
     console.log(`[main] started job ${job.id} (${job.name}, layers ${job.config.layers.join('-')}): ${job.totalIterations} iterations`);
   }
   const jobId = job.id;

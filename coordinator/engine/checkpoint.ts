@@ -4,7 +4,8 @@
  * Written atomically (temp file, fsync, rename), so a crash mid-write leaves
  * the previous checkpoint intact.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../../core/safetensors.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import { tensorShapes, type Params } from '../../core/model/params.ts';
@@ -102,4 +103,29 @@ export function saveCheckpoint(path: string, ck: Checkpoint): void {
 
 export function loadCheckpoint(path: string, expect?: JobConfig): Checkpoint {
   return decodeCheckpoint(new Uint8Array(readFileSync(path)), path, expect);
+}
+
+/** The file name of the checkpoint that resumes at `iteration` (names sort by iteration). */
+export function checkpointName(iteration: number): string {
+  return `checkpoint-${String(iteration).padStart(8, '0')}.safetensors`;
+}
+
+const CHECKPOINT_FILE = /^checkpoint-(\d{8})\.safetensors$/;
+const TEMP_FILE = /^checkpoint-\d{8}\.safetensors\.tmp-(\d+)$/;
+
+/**
+ * Deletes the checkpoints of a job folder but the newest `keep` and those in
+ * `protect` (a phase end whose evaluation is not recorded yet), going by
+ * what is on disk, so files of earlier runs of the process are pruned too;
+ * and half-written temp files of processes that died mid-write.
+ */
+export function pruneCheckpoints(dir: string, keep: number, protect: ReadonlySet<string> = new Set()): void {
+  if (!existsSync(dir)) return;
+  const names = readdirSync(dir);
+  const checkpoints = names.filter((n) => CHECKPOINT_FILE.test(n)).sort().reverse();
+  for (const name of checkpoints.slice(Math.max(1, keep))) if (!protect.has(join(dir, name))) rmSync(join(dir, name), { force: true });
+  for (const name of names) {
+    const m = TEMP_FILE.exec(name);
+    if (m && Number(m[1]) !== process.pid) rmSync(join(dir, name), { force: true });
+  }
 }

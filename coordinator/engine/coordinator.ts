@@ -50,19 +50,20 @@ import {
 } from '../../core/protocol/index.ts';
 import type { ReceiveSlot } from '../aggregate/index.ts';
 import { BlobStore, type Blob } from './blobs.ts';
-import { loadCheckpoint } from './checkpoint.ts';
+import { checkpointName, loadCheckpoint } from './checkpoint.ts';
+import { dataFitIssues } from './data-fit.ts';
 import { DomainError } from './errors.ts';
 import { EventBus } from './events.ts';
-import { validateResult, type LeaseInfo } from './intake.ts';
+import { openSlot, validateResult, type LeaseInfo, type Refusal } from './intake.ts';
 import { parseSafetensors } from '../../core/safetensors.ts';
 import { LeaseBook, type NoLeaseReason } from './leasing.ts';
 import { checkPartial, claimable } from './p2p-plan.ts';
 import { P2PRounds } from './p2p-rounds.ts';
 import { withDefaults, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
-import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIteration, resultLimit, type ActiveRun, type Perf } from './run.ts';
+import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIteration, resultLimit, unevaluatedPhaseEnds, type ActiveRun, type Perf } from './run.ts';
 import { Store, type JobRow } from './store.ts';
 import { jobMetrics, jobRow, jobSummary, publicStatus } from './views.ts';
-import { WorkerRegistry, type WorkerRef } from './workers.ts';
+import { WorkerRegistry, type Worker, type WorkerRef } from './workers.ts';
 
 export type { CoordinatorOptions } from './options.ts';
 export type { TrainTestData } from './run.ts';
@@ -93,13 +94,14 @@ export class Coordinator {
     this.store = new Store(join(opts.dataDir, 'state.sqlite'));
     const emit = (e: JobEvent): void => this.events.emit(e);
     const log = (msg: string): void => this.opts.log?.(msg);
-    this.workerRegistry = new WorkerRegistry(this.store, emit);
+    this.workerRegistry = new WorkerRegistry(this.store, emit, (hash) => this.run?.partitions.some((p) => p.hash === hash) ?? false);
     this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.idleReason() }, {
       leaseTimeoutMs: this.opts.leaseTimeoutMs,
       maxLeaseWaitMs: this.opts.maxLeaseWaitMs,
+      maxLeasesPerWorker: this.opts.maxLeasesPerWorker,
       log,
     });
-    this.checkpoints = new Checkpointer(this.opts.dataDir, this.opts.keepCheckpoints, this.store, emit, log, this.perf);
+    this.checkpoints = new Checkpointer(this.opts.dataDir, this.opts.keepCheckpoints, this.store, emit, log, this.perf, this.opts.evalBackend !== undefined);
     this.evaluations = new Evaluator(this.opts.evalBackend, this.store, emit, log);
     this.p2p = new P2PRounds(
       { run: () => this.run, idleReason: () => this.idleReason(), lease: (w, cached, k) => this.leases.lease(w, cached, 0, k) },
@@ -111,7 +113,12 @@ export class Coordinator {
   static async open(opts: CoordinatorOptions): Promise<Coordinator> {
     const c = new Coordinator(opts);
     const live = c.store.jobs().find((j) => j.state === 'running' || j.state === 'paused');
-    if (live) await c.activate(live, true);
+    try {
+      if (live) await c.resume(live);
+    } catch (e) {
+      c.store.close(); // nothing stays open when the data folder cannot be resumed
+      throw e;
+    }
     const tick = Math.max(20, Math.min(250, Math.floor(c.opts.leaseTimeoutMs / 4)));
     c.sweepTimer = setInterval(() => c.sweep(), tick);
     c.sweepTimer.unref?.();
@@ -154,6 +161,8 @@ export class Coordinator {
       throw e;
     }
     const data = await this.opts.loadData(cfg);
+    const misfit = dataFitIssues(cfg, data);
+    if (misfit.length) throw new DomainError('bad-request', `invalid job config: ${misfit.join('; ')}`);
     let plan: TrainingPlan;
     try {
       plan = new TrainingPlan(cfg, data.train.count);
@@ -191,7 +200,13 @@ export class Coordinator {
         if (j.state !== 'created') conflict('only a created job can start');
         if (this.run) conflict(`job ${this.run.id} is active; pause does not free the grid, cancel it first`);
         this.store.updateJob(id, { state: 'running', started_at: Date.now() });
-        await this.activate(jobRow(this.store, id), false);
+        try {
+          await this.activate(jobRow(this.store, id), false);
+        } catch (e) {
+          // e.g. the job does not fit the data any more (`conflict`): it stays created
+          this.store.updateJob(id, { state: 'created', started_at: null });
+          throw e;
+        }
         break;
       case 'pause':
         if (j.state !== 'running') conflict('only a running job can pause');
@@ -218,6 +233,23 @@ export class Coordinator {
     this.emit({ type: 'job', jobId: id, state });
   }
 
+  /**
+   * Resumes the job that was running or paused when the process died. A job
+   * that can no longer run (its config does not fit the data) goes to
+   * `failed` with the reason, and the coordinator serves on; a data set that
+   * cannot be read is the operator's to fix, and the error goes up.
+   */
+  private async resume(j: JobRow): Promise<void> {
+    try {
+      await this.activate(j, true);
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      this.store.updateJob(j.id, { state: 'failed', error: e.detail, finished_at: Date.now() });
+      this.emit({ type: 'job', jobId: j.id, state: 'failed' });
+      this.log(`job ${j.id} failed: ${e.detail}`);
+    }
+  }
+
   /** Loads a job into memory and publishes its current iteration. */
   private async activate(j: JobRow, recovering: boolean): Promise<void> {
     const cfg = JSON.parse(j.config) as JobConfig;
@@ -226,6 +258,7 @@ export class Coordinator {
     if (recovering) {
       const dropped = this.store.dropFrom(j.id, run.iteration);
       this.log(`job ${j.id}: resuming at iteration ${run.iteration} from ${j.checkpoint_path ?? 'the seed'} (was at ${j.iteration}; dropped ${dropped.tasks} tasks, ${dropped.leases} leases after the checkpoint)`);
+      this.evaluateMissed(run);
     }
     this.run = run;
     this.store.updateJob(j.id, { iteration: run.iteration });
@@ -235,6 +268,25 @@ export class Coordinator {
     }
     this.startIteration();
     this.emit({ type: 'job', jobId: j.id, state: jobRow(this.store, j.id).state });
+  }
+
+  /**
+   * A crash between a phase-ending (or the final) update and its evaluation
+   * lost the evaluation: evaluate now, from the checkpoint written right
+   * after that update (kept until then, Checkpointer). Evaluations already
+   * recorded are not repeated, so restarts are idempotent; the job becomes
+   * done only after these (finishJob chains after them).
+   */
+  private evaluateMissed(run: ActiveRun): void {
+    for (const e of unevaluatedPhaseEnds(run, this.store, this.opts.evalBackend !== undefined)) {
+      const path = join(this.checkpoints.dirOf(run.id), checkpointName(e.iteration + 1));
+      if (!existsSync(path)) {
+        this.log(`job ${run.id}: the evaluation after iteration ${e.iteration} (${e.phase}) was lost and its checkpoint is gone; it stays missing`);
+        continue;
+      }
+      this.log(`job ${run.id}: evaluating iteration ${e.iteration} (${e.phase}) again from ${path}: the process stopped before its evaluation was stored`);
+      this.evaluations.schedule(run, e.iteration, e.phase, loadCheckpoint(path, run.cfg).params);
+    }
   }
 
   private deactivate(): void {
@@ -400,7 +452,7 @@ export class Coordinator {
   sweep(): void {
     const now = Date.now();
     this.leases.sweep(now);
-    for (const w of this.workerRegistry.sweepSilent(now, this.opts.workerTimeoutMs)) {
+    for (const w of this.workerRegistry.sweepSilent(now, this.opts.workerTimeoutMs, this.opts.workerRetentionMs)) {
       this.leases.releaseWorker(w, 'expired');
       this.expireOrphans(w);
     }
@@ -441,6 +493,36 @@ export class Coordinator {
   // ---------------------------------------------------------------- results
 
   /**
+   * The checks an upload's URL and headers allow, before a byte of its body
+   * is read or an intake slot is taken: the lease exists (`unknown-lease`),
+   * is this worker's (`foreign-lease`), is not answered (`duplicate-result`)
+   * and is open (`lease-expired`). Refusals count as submitResult's do.
+   * submitResult checks all of it again once the body has arrived.
+   */
+  admitUpload(ref: WorkerRef, leaseId: string, treeId?: string): void {
+    const w = this.workerRegistry.of(ref);
+    const l = this.leases.find(leaseId);
+    const overdue: LeaseInfo[] = [];
+    // a tree's partial (TREE_HEADER) answers leases of the uploader's subtree; submitResult refuses an unknown tree
+    const plan = treeId === undefined ? undefined : this.p2p.tree(treeId);
+    const v = openSlot(w.id, l, this.run, Date.now(), overdue, plan ? (x) => claimable(plan, w.id, x) : undefined);
+    for (const x of overdue) this.leases.expire(x, 'expired');
+    if ('ok' in v) this.refuseResult(w, l, v);
+  }
+
+  /** Counts a refused result (late or rejected) and throws its DomainError. */
+  private refuseResult(w: Worker, l: LeaseInfo, v: Refusal): never {
+    if (v.late) {
+      this.workerRegistry.noteLate(w);
+      this.store.bumpJob(l.jobId, 'late_results');
+    } else {
+      this.workerRegistry.noteRejected(w);
+      this.store.bumpJob(l.jobId, 'rejected_results');
+    }
+    throw new DomainError(v.code, v.detail);
+  }
+
+  /**
    * Validates a result completely (intake.ts), then (only then) records and
    * aggregates it. A refusal throws DomainError and changes nothing but the
    * rejected / late counters and the expiry of overdue leases.
@@ -469,15 +551,8 @@ export class Coordinator {
     });
     for (const x of v.overdue) this.leases.expire(x, 'expired');
     if (!v.ok) {
-      if (v.late) {
-        this.workerRegistry.noteLate(w);
-        this.store.bumpJob(l.jobId, 'late_results');
-      } else {
-        this.workerRegistry.noteRejected(w);
-        this.store.bumpJob(l.jobId, 'rejected_results');
-      }
       if (plan) this.reissueClaim(plan, w, body);
-      throw new DomainError(v.code, v.detail);
+      this.refuseResult(w, l, v);
     }
     const { meta, grads, answers } = v;
     if (plan) {

@@ -27,6 +27,8 @@ export interface IterationView {
   readonly iteration: number;
   readonly slots: readonly TaskSlot[];
   readonly gradShapes: ReadonlyMap<string, readonly number[]>;
+  /** the largest loss one example can report in this iteration (metric-bounds.ts); absent: no bound */
+  readonly lossBoundPerExample?: number;
 }
 
 export interface IntakeInput {
@@ -71,27 +73,36 @@ export interface Refusal {
   readonly overdue: readonly LeaseInfo[];
 }
 
+/**
+ * The open task slot a lease of this worker answers, or why it answers none
+ * (foreign, answered, expired, superseded, of an iteration that is over).
+ * Needs only the lease id and the worker, so it runs before an upload's body
+ * is read, and again (validateResult) once it has arrived. An active lease
+ * past its deadline is pushed to `overdue` for the caller to expire.
+ */
+export function openSlot(workerId: string, x: LeaseInfo, run: IterationView | null, now: number, overdue: LeaseInfo[], owns?: (x: LeaseInfo) => boolean): TaskSlot | Refusal {
+  const refuse = (code: ErrorCode, detail: string, late = false): Refusal => ({ ok: false, code, detail, late, overdue });
+  // owns: a tree's partial may answer leases of the uploader's subtree (p2p-plan.ts's claimable)
+  if (!(owns ? owns(x) : x.workerId === workerId)) return refuse(owns ? 'coverage-claim' : 'foreign-lease', `lease ${x.id} was issued to another worker${owns ? ", outside the uploader's subtree" : ''}`);
+  if (x.state === 'done') return refuse('duplicate-result', `lease ${x.id} was already answered; its result counts once`);
+  const late = (why: string): Refusal => refuse('lease-expired', `lease ${x.id} ${why}; the result was dropped, lease a new task`, true);
+  if (x.state === 'active' && now > x.deadline) {
+    overdue.push(x);
+    return late('expired before the result came');
+  }
+  if (x.state !== 'active') return late(`${x.state === 'returned' ? 'was returned' : 'expired'} before the result came`);
+  if (!run || run.id !== x.jobId || run.iteration !== x.iteration) return late('belongs to an iteration that is over');
+  const slot = run.slots[x.partition]!;
+  if (slot.state === 'done' || slot.leaseId !== x.id) return late('was superseded: the task was re-issued');
+  return slot;
+}
+
 /** Checks an upload completely; see the file's comment. */
 export function validateResult(input: IntakeInput): Intake {
   const { workerId, lease: l, run, now } = input;
   const overdue: LeaseInfo[] = [];
   const refuse = (code: ErrorCode, detail: string, late = false): Refusal => ({ ok: false, code, detail, late, overdue });
-  /** The open task slot a lease of this worker answers, or why it answers none. */
-  const openSlot = (x: LeaseInfo): TaskSlot | Refusal => {
-    if (!(input.owns ? input.owns(x) : x.workerId === workerId)) return refuse(input.owns ? 'coverage-claim' : 'foreign-lease', `lease ${x.id} was issued to another worker${input.owns ? ', outside the uploader\'s subtree' : ''}`);
-    if (x.state === 'done') return refuse('duplicate-result', `lease ${x.id} was already answered; its result counts once`);
-    const late = (why: string): Refusal => refuse('lease-expired', `lease ${x.id} ${why}; the result was dropped, lease a new task`, true);
-    if (x.state === 'active' && now > x.deadline) {
-      overdue.push(x);
-      return late('expired before the result came');
-    }
-    if (x.state !== 'active') return late(`${x.state === 'returned' ? 'was returned' : 'expired'} before the result came`);
-    if (!run || run.id !== x.jobId || run.iteration !== x.iteration) return late('belongs to an iteration that is over');
-    const slot = run.slots[x.partition]!;
-    if (slot.state === 'done' || slot.leaseId !== x.id) return late('was superseded: the task was re-issued');
-    return slot;
-  };
-  const first = openSlot(l);
+  const first = openSlot(workerId, l, run, now, overdue, input.owns);
   if ('ok' in first) return first;
 
   let decoded;
@@ -112,7 +123,7 @@ export function validateResult(input: IntakeInput): Intake {
   for (const id of ids) {
     const x = input.lookup(id);
     if (!x) return refuse('unknown-lease', `"bundle" names lease ${id}, which was never issued`);
-    const slot = openSlot(x);
+    const slot = openSlot(workerId, x, run, now, overdue, input.owns);
     if ('ok' in slot) return slot;
     answers.push({ lease: x, slot });
   }
@@ -122,6 +133,10 @@ export function validateResult(input: IntakeInput): Intake {
   const expected = answers.reduce((n, x) => n + x.slot.expected, 0);
   if (meta.count !== expected) {
     return refuse('count-mismatch', `result counts ${meta.count} examples, the ${answers.length > 1 ? `${answers.length} tasks sample` : 'task samples'} ${expected}`);
+  }
+  const lossBound = (run!.lossBoundPerExample ?? Infinity) * meta.count;
+  if (meta.count > 0 && meta.loss > lossBound) {
+    return refuse('out-of-range', `"loss" ${meta.loss} exceeds ${lossBound.toPrecision(6)}, the most ${meta.count} examples can lose in this phase with these weights`);
   }
   const bad = checkNorm(grads, input.normBoundPerExample * Math.max(1, meta.count), meta.count);
   if (bad) return refuse(bad.code, bad.detail);

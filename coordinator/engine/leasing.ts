@@ -27,6 +27,8 @@ export interface LeaseBookOptions {
   readonly leaseTimeoutMs: number;
   /** longest long-poll of a lease request */
   readonly maxLeaseWaitMs: number;
+  /** leases one worker may hold at once */
+  readonly maxLeasesPerWorker: number;
   readonly log: (msg: string) => void;
 }
 
@@ -58,7 +60,10 @@ export class LeaseBook {
    * a long-poll of up to waitMs, or the reason there is none.
    */
   lease(w: Worker, cached: readonly string[] | undefined, waitMs: number, maxTasks = 1): Promise<LeaseResponse> {
-    if (cached) w.cached = new Set(cached);
+    if (cached) this.workers.setCached(w, cached);
+    // One long-poll per worker: a newer request ends the one before it (empty), so a
+    // worker's share of an iteration does not grow with the requests it keeps open.
+    this.endWaits(w, noLease('waiting'));
     const now = this.tryLease(w, maxTasks);
     const wait = Math.min(Math.max(0, waitMs), this.opts.maxLeaseWaitMs);
     if (now.lease || now.reason === 'done' || wait === 0) return Promise.resolve(now);
@@ -86,8 +91,8 @@ export class LeaseBook {
     if (idle) return noLease(idle);
     const run = this.ctx.run()!;
     const pending = run.slots.filter((s) => s.state === 'pending').length;
-    const others = this.waiters.filter((x) => x.worker !== w).length;
-    const k = Math.min(maxTasks, Math.ceil(pending / (1 + others)));
+    const others = new Set(this.waiters.filter((x) => x.worker !== w).map((x) => x.worker)).size;
+    const k = Math.min(maxTasks, Math.ceil(pending / (1 + others)), this.opts.maxLeasesPerWorker - this.heldBy(w));
     const slots: TaskSlot[] = [];
     while (slots.length < k) {
       const slot = this.pick(run, w);
@@ -134,6 +139,7 @@ export class LeaseBook {
     slot.leaseId = id;
     slot.workerId = w.id;
     slot.attempts++;
+    w.leased = true;
     const t = run.iteration;
     this.leases.set(id, { id, jobId: run.id, taskId: slot.id, partition: slot.partition, iteration: t, workerId: w.id, deadline, state: 'active' });
     this.store.tx(() => {
@@ -188,11 +194,23 @@ export class LeaseBook {
   releaseWorker(w: Worker, how: 'returned' | 'expired'): void {
     for (const l of this.leases.values()) if (l.workerId === w.id && l.state === 'active') this.expire(l, how);
     if (how === 'expired') return;
+    this.endWaits(w, noLease('no-job'));
+  }
+
+  /** Answers the worker's long-polls with `answer`. */
+  private endWaits(w: Worker, answer: LeaseResponse): void {
     for (const x of this.waiters.filter((x) => x.worker === w)) {
       clearTimeout(x.timer);
-      x.resolve(noLease('no-job'));
+      x.resolve(answer);
     }
     this.waiters = this.waiters.filter((x) => x.worker !== w);
+  }
+
+  /** Leases the worker holds now. */
+  private heldBy(w: Worker): number {
+    let n = 0;
+    for (const l of this.leases.values()) if (l.workerId === w.id && l.state === 'active') n++;
+    return n;
   }
 
   /** Ends a lease unanswered and sends its task back to the pool (if it is still the task's lease). */

@@ -1,6 +1,7 @@
 /** The coordinator's options, and their defaults. */
 import type { ComputeBackend } from '../../core/backend.ts';
 import type { JobConfig } from '../../core/model/config.ts';
+import { MAX_TASKS_PER_REQUEST } from '../../core/protocol/index.ts';
 import type { AggregatorKind } from '../aggregate/index.ts';
 import { P2P_DEFAULTS, type P2POptions } from './p2p-rounds.ts';
 import type { TrainTestData } from './run.ts';
@@ -32,6 +33,10 @@ export interface CoordinatorOptions {
   readonly summer?: 'auto' | 'js' | 'simd';
   /** keep this many checkpoint files per job (default 2) */
   readonly keepCheckpoints?: number;
+  /** leases one worker may hold at once (default MAX_TASKS_PER_REQUEST, 64) */
+  readonly maxLeasesPerWorker?: number;
+  /** a worker that left or was lost this long ago is deleted, row and all (default 24 h) */
+  readonly workerRetentionMs?: number;
   readonly log?: (msg: string) => void;
   /** peer-to-peer trees among tabs (p2p-rounds.ts): fan-in (default 2), gather and collect ms, sketch buckets, ICE servers handed to tabs */
   readonly p2p?: Partial<P2POptions>;
@@ -56,6 +61,8 @@ export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
     maxConcurrentUploads: o.maxConcurrentUploads ?? 4,
     uploadTimeoutMs: o.uploadTimeoutMs ?? 60_000,
     summer: o.summer ?? 'auto',
+    maxLeasesPerWorker: o.maxLeasesPerWorker ?? MAX_TASKS_PER_REQUEST,
+    workerRetentionMs: o.workerRetentionMs ?? 24 * 3_600_000,
     log: o.log,
     p2p: { ...P2P_DEFAULTS, collectMs: Math.floor((o.leaseTimeoutMs ?? 60_000) / 2), ...o.p2p },
   };

@@ -6,7 +6,7 @@
  * The arithmetic is the in-process trainer's (coordinator/trainer.ts), so the
  * weights agree up to the order of float summation.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ComputeBackend } from '../../core/backend.ts';
 import type { Dataset } from '../../core/dataset.ts';
@@ -20,7 +20,11 @@ import { partitionDataset } from '../../datasets/partition.ts';
 import { createAggregator, type Aggregator, type AggregatorKind, type SummerKind } from '../aggregate/index.ts';
 import { evaluate } from '../trainer.ts';
 import type { BlobStore } from './blobs.ts';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { checkpointName, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
+import { dataFitIssues } from './data-fit.ts';
+import { DomainError } from './errors.ts';
+import { crashPoint } from './test-crash.ts';
+import { lossBoundPerExample } from './metric-bounds.ts';
 import type { JobRow, Store } from './store.ts';
 
 export interface TrainTestData {
@@ -62,6 +66,8 @@ export interface ActiveRun {
   it: IterationPlan | null;
   /** phase tensor shapes of the current iteration */
   gradShapes: Map<string, number[]>;
+  /** the largest loss one example can report in the current iteration (metric-bounds.ts) */
+  lossBoundPerExample: number;
   weights: { hash: string; bytes: number; version: number } | null;
   /** the version before `weights`: served one iteration longer for slow downloads of a stale lease */
   previousWeights: string | null;
@@ -110,6 +116,8 @@ export function resultLimit(cfg: JobConfig | null): number {
  */
 export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts: RunOptions): Promise<ActiveRun> {
   const data = await opts.loadData(cfg);
+  const misfit = dataFitIssues(cfg, data);
+  if (misfit.length) throw new DomainError('conflict', `job ${j.id} does not fit the data: ${misfit.join('; ')}`);
   const plan = new TrainingPlan(cfg, data.train.count);
   const optimizer = new MomentumSgd();
   let params: Params;
@@ -144,6 +152,7 @@ export async function openRun(j: JobRow, cfg: JobConfig, blobs: BlobStore, opts:
     iteration,
     it: null,
     gradShapes: new Map(),
+    lossBoundPerExample: Infinity,
     weights: null,
     previousWeights: null,
     slots: [],
@@ -173,6 +182,7 @@ export function publishIteration(run: ActiveRun, blobs: BlobStore, store: Store,
     run.previousWeights = prev.hash;
   }
   run.gradShapes = new Map(phaseTensors(run.cfg, it.phase).map((n) => [n, run.shapes.get(n)!]));
+  run.lossBoundPerExample = lossBoundPerExample(run.cfg, it.phase, run.params);
   run.slots = run.partitions.map((p) => ({
     id: `${run.id}:${t}:${p.index}`,
     partition: p.index,
@@ -264,8 +274,6 @@ export function applyUpdate(run: ActiveRun, store: Store, perf: Perf): { row: It
 
 /** Checkpoint files of the jobs: writes params + velocities atomically and keeps the newest few. */
 export class Checkpointer {
-  private readonly history = new Map<string, string[]>();
-
   constructor(
     private readonly dataDir: string,
     private readonly keep: number,
@@ -273,7 +281,14 @@ export class Checkpointer {
     private readonly emit: (e: JobEvent) => void,
     private readonly log: (msg: string) => void,
     private readonly perf: Perf,
+    /** phase ends get evaluated: their checkpoints stay until the evaluation is recorded (a restart evaluates from them) */
+    private readonly evaluates: boolean,
   ) {}
+
+  /** A job's checkpoint folder. */
+  dirOf(jobId: string): string {
+    return join(this.dataDir, 'jobs', jobId);
+  }
 
   /**
    * A checkpoint that cannot be written (disk full, folder gone) must not stop
@@ -293,25 +308,29 @@ export class Checkpointer {
 
   /** Writes params + velocities for the next iteration atomically, then points the job row at it. */
   private write(run: ActiveRun): void {
-    const dir = join(this.dataDir, 'jobs', run.id);
+    const dir = this.dirOf(run.id);
     mkdirSync(dir, { recursive: true });
-    const path = join(dir, `checkpoint-${String(run.iteration).padStart(8, '0')}.safetensors`);
+    const path = join(dir, checkpointName(run.iteration));
     saveCheckpoint(path, { iteration: run.iteration, params: run.params, velocity: run.optimizer.velocity, config: run.cfg });
-    const old = this.store.job(run.id)?.checkpoint_path;
     this.store.updateJob(run.id, { checkpoint_iteration: run.iteration, checkpoint_path: path });
     this.emit({ type: 'checkpoint', jobId: run.id, iteration: run.iteration });
-    this.prune(dir, old ?? null, path);
+    pruneCheckpoints(dir, this.keep, new Set(unevaluatedPhaseEnds(run, this.store, this.evaluates).map((e) => join(dir, checkpointName(e.iteration + 1)))));
   }
+}
 
-  private prune(dir: string, old: string | null, path: string): void {
-    const list = this.history.get(dir) ?? (old ? [old] : []);
-    list.push(path);
-    while (list.length > this.keep) {
-      const victim = list.shift()!;
-      if (victim !== path) rmSync(victim, { force: true });
-    }
-    this.history.set(dir, list);
-  }
+/**
+ * The phase ends (the last iteration of a phase) before run.iteration whose
+ * evaluation is not recorded: a crash between the update and the evaluation
+ * (which runs off the request path) lost them. Their weights are the
+ * checkpoint written right after that update (checkpointName(iteration + 1)).
+ */
+export function unevaluatedPhaseEnds(run: ActiveRun, store: Store, evaluates: boolean): { iteration: number; phase: string }[] {
+  if (!evaluates || run.test.count === 0) return [];
+  const recorded = new Set(store.evaluations(run.id).map((e) => e.iteration));
+  return run.plan.phases
+    .filter((p) => p.iterations > 0)
+    .map((p) => ({ iteration: p.start + p.iterations - 1, phase: phaseName(p.phase) }))
+    .filter((e) => e.iteration >= 0 && e.iteration + 1 <= run.iteration && !recorded.has(e.iteration));
 }
 
 /** Test-set evaluations, one after another off the request path (they yield between batches). */
@@ -327,17 +346,18 @@ export class Evaluator {
     private readonly log: (msg: string) => void,
   ) {}
 
-  /** Evaluates a snapshot of the run's weights after `iteration`. */
-  schedule(run: ActiveRun, iteration: number, phase: string): void {
+  /** Evaluates a snapshot of the run's weights after `iteration` (or `params`, the weights of then, on a restart). */
+  schedule(run: ActiveRun, iteration: number, phase: string, weights?: Params): void {
     const make = this.make;
     if (!make || run.test.count === 0) return;
-    const params = cloneParams(run.params);
+    const params = weights ?? cloneParams(run.params);
     this.chain = this.chain.then(async () => {
       try {
         this.backend ??= make();
         const backend = await this.backend;
         const ev = await evaluate(backend, run.cfg, params, run.test, 250);
         if (this.closed) return;
+        crashPoint('before-evaluation', iteration);
         this.store.insertEvaluation({
           job_id: run.id, iteration, phase, test_error: ev.error, test_loss: ev.loss, at: Date.now(), confusion: JSON.stringify(Array.from(ev.confusion)),
         });

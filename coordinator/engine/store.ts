@@ -252,6 +252,10 @@ export class Store {
       )
       .run(w);
   }
+  /** Forgets a worker (its ledger entries keep its id). */
+  deleteWorker(id: string): void {
+    this.q('DELETE FROM workers WHERE id = ?').run(id);
+  }
   workers(): WorkerRow[] {
     return this.q('SELECT * FROM workers ORDER BY joined_at').all() as WorkerRow[];
   }

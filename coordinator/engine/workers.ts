@@ -18,23 +18,47 @@ export interface WorkerRef {
 /** The engine's record of a worker. */
 export interface Worker extends WorkerRef {
   readonly row: WorkerRow;
-  /** hashes of the partition blobs it says it has cached */
+  /** hashes of the partition blobs it says it has cached: only those the active job serves, at most MAX_CACHED */
   cached: Set<string>;
+  /** it was issued a lease (since this process started, or before: every worker in the store counts) */
+  leased: boolean;
 }
+
+/** Cached hashes kept per worker: more than any job's partitions (the worker resends its list with every lease request and heartbeat). */
+export const MAX_CACHED = 256;
 
 export class WorkerRegistry {
   private readonly byToken = new Map<string, Worker>();
   private readonly byId = new Map<string, Worker>();
 
-  constructor(private readonly store: Store, private readonly emit: (e: JobEvent) => void) {
-    for (const row of store.workers()) this.add(row, []);
+  /** `served`: whether a hash is a partition blob of the active job (the only cached hashes leasing looks at) */
+  constructor(private readonly store: Store, private readonly emit: (e: JobEvent) => void, private readonly served: (hash: string) => boolean = () => true) {
+    for (const row of store.workers()) this.add(row, [], true);
   }
 
-  private add(row: WorkerRow, cached: readonly string[]): Worker {
-    const w: Worker = { id: row.id, row, cached: new Set(cached) };
+  private add(row: WorkerRow, cached: readonly string[], leased: boolean): Worker {
+    const w: Worker = { id: row.id, row, cached: new Set(), leased };
+    this.setCached(w, cached);
     this.byToken.set(row.token_hash, w);
     this.byId.set(row.id, w);
     return w;
+  }
+
+  /** Records what a worker says it caches, bounded: the active job's partitions among them, at most MAX_CACHED. */
+  setCached(w: Worker, cached: readonly string[]): void {
+    const keep = new Set<string>();
+    for (const h of cached) {
+      if (keep.size >= MAX_CACHED) break;
+      if (this.served(h)) keep.add(h);
+    }
+    w.cached = keep;
+  }
+
+  /** Deletes a worker from memory and the store: its token is unknown from now on. */
+  private forget(w: Worker): void {
+    this.byToken.delete(w.row.token_hash);
+    this.byId.delete(w.id);
+    this.store.deleteWorker(w.id);
   }
 
   register(req: RegisterRequest, reply: Pick<RegisterResponse, 'heartbeatMs' | 'maxResultBytes'>): RegisterResponse {
@@ -59,7 +83,7 @@ export class WorkerRegistry {
       late: 0,
     };
     this.store.insertWorker(row);
-    this.add(row, req.cached ?? []);
+    this.add(row, req.cached ?? [], false);
     this.emit({ type: 'worker', workerId: row.id, change: 'joined' });
     return { workerId: row.id, token, ...reply };
   }
@@ -88,7 +112,7 @@ export class WorkerRegistry {
 
   heartbeat(w: Worker, req: HeartbeatRequest): void {
     const s = req.stats;
-    if (req.cached) w.cached = new Set(req.cached);
+    if (req.cached) this.setCached(w, req.cached);
     w.row.examples_per_second = s.examplesPerSecond;
     w.row.bytes_up = s.bytesUp;
     w.row.bytes_down = s.bytesDown;
@@ -107,15 +131,27 @@ export class WorkerRegistry {
     this.emit({ type: 'worker', workerId: w.id, change: 'left' });
   }
 
-  /** Marks active workers silent for longer than timeoutMs as lost; returns them. */
-  sweepSilent(now: number, timeoutMs: number): Worker[] {
+  /**
+   * Marks active workers silent for longer than timeoutMs as lost and
+   * returns them; a silent worker that never leased anything is forgotten
+   * instead (a registration flood leaves no rows), and workers gone (left or
+   * lost) for longer than retentionMs are deleted.
+   */
+  sweepSilent(now: number, timeoutMs: number, retentionMs = Infinity): Worker[] {
     const lost: Worker[] = [];
-    for (const w of this.byId.values()) {
-      if (w.row.state === 'active' && now - w.row.last_seen > timeoutMs) {
+    for (const w of [...this.byId.values()]) {
+      const silent = now - w.row.last_seen;
+      if (w.row.state === 'active' && silent > timeoutMs) {
         w.row.state = 'lost';
+        lost.push(w);
+        if (!w.leased) {
+          this.forget(w);
+          continue;
+        }
         this.store.updateWorker(w.id, { state: 'lost', last_seen: w.row.last_seen });
         this.emit({ type: 'worker', workerId: w.id, change: 'lost' });
-        lost.push(w);
+      } else if (w.row.state !== 'active' && silent > retentionMs) {
+        this.forget(w);
       }
     }
     return lost;

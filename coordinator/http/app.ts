@@ -20,7 +20,7 @@ import { RateLimiter, type RateLimitOptions } from './middleware/rate-limit.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { peerRoutes } from './routes/peer.ts';
 import { publicRoutes } from './routes/public.ts';
-import { workerRoutes } from './routes/workers.ts';
+import { workerRoutes, type RegistrationLimit } from './routes/workers.ts';
 
 export interface AppOptions {
   /** SHA-256 hex of the admin token */
@@ -31,6 +31,10 @@ export interface AppOptions {
   readonly maxJsonBytes?: number;
   /** extra routes (the admin and donate pages) mounted after the API */
   readonly pages?: (app: Hono) => void;
+  /** registrations per client address and per network (default REGISTRATION_LIMIT, routes/workers.ts) */
+  readonly registrationLimit?: RegistrationLimit;
+  /** result bodies one client address may have read at once (default half the intake slots, at least 1) */
+  readonly uploadsPerAddress?: number;
 }
 
 const JSON_LIMIT = 64 * 1024;
@@ -38,6 +42,14 @@ const JSON_LIMIT = 64 * 1024;
 function fail(c: Context, e: HttpError): Response {
   for (const [k, v] of Object.entries(e.headers)) c.header(k, v);
   return c.json(e.body(), e.status);
+}
+
+/** Whether an error is the request's body stream failing because its client disconnected (Node: 'aborted', ECONNRESET). */
+function clientAborted(err: Error, c: Context<Env>): boolean {
+  const incoming = c.env?.incoming as { aborted?: boolean; readableAborted?: boolean } | undefined;
+  if (incoming?.aborted || incoming?.readableAborted) return true;
+  const code = (err as { code?: unknown }).code;
+  return err.message === 'aborted' || code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
@@ -50,13 +62,15 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
     if (err instanceof HttpError) return fail(c, err);
     if (err instanceof DomainError) return fail(c, HttpError.from(err));
     if (err instanceof ValidationError) return c.json({ error: 'bad-request', detail: err.message, issues: err.issues }, 400);
+    // The client went away mid-body: its loss, not an error of ours; nobody reads this answer.
+    if (clientAborted(err, c)) return c.json({ error: 'bad-request', detail: 'the client closed the connection before its body arrived' }, 400);
     console.error(err);
     return c.json({ error: 'internal', detail: `internal error: ${err.message}` }, 500);
   });
   app.notFound((c) => c.json({ error: 'not-found', detail: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   publicRoutes(app, coord);
-  workerRoutes(app, coord, { limiter, smallBody });
+  workerRoutes(app, coord, { limiter, smallBody, registrationLimit: opts.registrationLimit, uploadsPerAddress: opts.uploadsPerAddress });
   peerRoutes(app, coord, { limiter, smallBody });
   app.use(`${API_PREFIX}/admin/*`, adminAuth({ tokenHash: opts.adminTokenHash, queryTokenPaths: [PATHS.admin.events] }));
   adminRoutes(app, coord, smallBody);

@@ -61,7 +61,7 @@ export function bodyChunks(c: Context<Env>): AsyncIterator<Uint8Array> | null {
 
 // Refusals sent before the body is read to its end close the connection
 // afterwards (Node then stops reading what is left).
-const CLOSE = { Connection: 'close' };
+export const CLOSE = { Connection: 'close' };
 
 /**
  * Reads a request body into the receive slot (or JS memory without one),
@@ -113,5 +113,27 @@ export class Semaphore {
     const next = this.waiting.shift();
     if (next) next();
     else this.free++;
+  }
+}
+
+/** One FIFO semaphore per key (a worker, an address), each of `size`; a key holds memory only while in use. */
+export class KeyedSemaphore {
+  private readonly byKey = new Map<string, { sem: Semaphore; users: number }>();
+  constructor(private readonly size: number) {}
+
+  /** Waits for a place under `key`; the function returned gives it back. */
+  async acquire(key: string): Promise<() => void> {
+    let e = this.byKey.get(key);
+    if (!e) {
+      e = { sem: new Semaphore(this.size), users: 0 };
+      this.byKey.set(key, e);
+    }
+    e.users++;
+    const entry = e;
+    await entry.sem.acquire();
+    return () => {
+      entry.sem.release();
+      if (--entry.users === 0) this.byKey.delete(key);
+    };
   }
 }

@@ -31,6 +31,7 @@ export const STATUS: Readonly<Record<ErrorCode, HttpStatus>> = {
   'count-mismatch': 422,
   'non-finite': 422,
   'norm-bound': 422,
+  'out-of-range': 422,
   'rate-limited': 429,
   'coverage-claim': 403,
   'sketch-mismatch': 422,

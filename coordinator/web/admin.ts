@@ -357,7 +357,8 @@ function renderJob(): void {
   }
   ui.jobState.textContent = j.state;
   ui.jobState.className = `badge ${STATE_CLASS[j.state] ?? ''}`;
-  ui.jobPhase.textContent = j.state === 'done' ? 'finished' : j.phase;
+  // a failed job says why (JobSummary.error): e.g. its config does not fit the data
+  ui.jobPhase.textContent = j.state === 'done' ? 'finished' : j.state === 'failed' ? `failed: ${j.error ?? 'no reason recorded'}` : j.phase;
   const done = Math.min(j.iteration, j.totalIterations);
   const pct = j.totalIterations ? (100 * done) / j.totalIterations : 0;
   ui.progressBar.style.width = `${pct.toFixed(2)}%`;

@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'count-mismatch'
   | 'non-finite'
   | 'norm-bound'
+  | 'out-of-range'
   | 'body-too-large'
   | 'upload-timeout'
   | 'rate-limited'
