@@ -596,8 +596,8 @@ export class Coordinator {
   }
 
   /** A tree node is gone: the tasks of its subtrees, whose sums it may have held, are re-issued (a late direct upload of one is refused as late). */
-  private expireOrphans(w: WorkerRef): void {
-    for (const id of this.p2p.orphaned(this.workerRegistry.of(w))) {
+  private expireOrphans(w: Worker): void {
+    for (const id of this.p2p.orphaned(w)) {
       const x = this.leases.get(id);
       if (x?.state === 'active') this.leases.expire(x, 'expired');
     }
