@@ -15,7 +15,10 @@ import { createCpuBackend } from '../core/cpu/index.ts';
 import type { JobConfig } from '../core/model/config.ts';
 import { subset } from '../core/dataset.ts';
 import { loadMnist, type Mnist } from '../datasets/mnist.ts';
+import type { Server as HttpServer } from 'node:http';
 import { createApp } from './http/app.ts';
+import { attachSignalling } from './http/signalling.ts';
+import { iceServersFromEnv } from './cli/ice-servers.ts';
 import { readJobFile, runCli } from './cli/run-cli.ts';
 import { parseServerFlags, SERVER_USAGE } from './cli/server-flags.ts';
 import type { RateLimitOptions } from './http/middleware/rate-limit.ts';
@@ -84,6 +87,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   try {
     coord = await Coordinator.open({
       evalBackend: () => createCpuBackend(),
+      p2p: { iceServers: iceServersFromEnv(process.env.TESSERA_ICE_SERVERS) },
       ...opts,
       log,
       dataDir: opts.dataDir,
@@ -120,6 +124,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
   http.keepAliveTimeout = 65_000;
   http.headersTimeout = 66_000;
+  const signalling = attachSignalling(server as HttpServer, coord); // PeerJS signalling for tabs' trees, on this server
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
@@ -129,6 +134,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     coord,
     createdAdminToken: token.created,
     close: async () => {
+      signalling.close();
       await new Promise<void>((r) => server.close(() => r()));
       await coord.close();
     },

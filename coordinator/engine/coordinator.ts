@@ -43,6 +43,13 @@ import {
   type RegisterResponse,
   type ResultAck,
   type WorkerView,
+  type JoinRequest,
+  type JoinResponse,
+  type RoundResponse,
+  P2P_PATHS,
+  PEERJS_KEY,
+  decodeSketchReport,
+  ProtocolError,
 } from '../../core/protocol/index.ts';
 import type { ReceiveSlot } from '../aggregate/index.ts';
 import { BlobStore, type Blob } from './blobs.ts';
@@ -51,7 +58,10 @@ import { dataFitIssues } from './data-fit.ts';
 import { DomainError } from './errors.ts';
 import { EventBus } from './events.ts';
 import { openSlot, validateResult, type LeaseInfo, type Refusal } from './intake.ts';
+import { parseSafetensors } from '../../core/safetensors.ts';
 import { LeaseBook, type NoLeaseReason } from './leasing.ts';
+import { checkPartial, claimable } from './p2p-plan.ts';
+import { P2PRounds } from './p2p-rounds.ts';
 import { withDefaults, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
 import { JobMode } from './modes.ts';
 import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIteration, publishWeights, resultLimit, unevaluatedPhaseEnds, type ActiveRun, type Perf } from './run.ts';
@@ -82,6 +92,8 @@ export class Coordinator {
   private readonly evaluations: Evaluator;
   /** checks results by recomputation (coordinator/trust/); null without a backend to recompute on */
   readonly verifier: Verifier | null;
+  /** peer-to-peer trees among tabs (p2p-rounds.ts) */
+  private readonly p2p: P2PRounds;
   private run: ActiveRun | null = null;
   /** for the active job, or the last one, so late results of a job that just ended still get `lease-expired` rather than `body-too-large` */
   private resultLimit = resultLimit(null);
@@ -118,6 +130,10 @@ export class Coordinator {
     });
     this.checkpoints = new Checkpointer(this.opts.dataDir, this.opts.keepCheckpoints, this.store, emit, log, this.perf, this.opts.evalBackend !== undefined);
     this.evaluations = new Evaluator(this.opts.evalBackend, this.store, emit, log);
+    this.p2p = new P2PRounds(
+      { run: () => this.run, idleReason: () => this.idleReason(), lease: (w, cached, k) => this.leases.lease(w, cached, 0, k) },
+      this.opts.p2p,
+    );
   }
 
   /** Opens the data folder and resumes a job that was running or paused when the process died. */
@@ -316,6 +332,7 @@ export class Coordinator {
     if (it.phaseStart) this.emit({ type: 'phase', jobId: run.id, phase: phaseName(it.phase), iteration: run.iteration });
     this.leases.forgetBefore(run.id, run.iteration);
     this.leases.pump();
+    this.p2p.forgetBefore(run.id, run.iteration);
   }
 
   /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
@@ -445,7 +462,9 @@ export class Coordinator {
   leave(ref: WorkerRef): void {
     const w = this.workerRegistry.of(ref);
     this.workerRegistry.markLeft(w);
+    this.p2p.leave(w);
     this.leases.releaseWorker(w, 'returned');
+    this.expireOrphans(w);
   }
 
   workers(): WorkerView[] {
@@ -501,7 +520,42 @@ export class Coordinator {
   sweep(): void {
     const now = Date.now();
     this.leases.sweep(now);
-    for (const w of this.workerRegistry.sweepSilent(now, this.opts.workerTimeoutMs, this.opts.workerRetentionMs)) this.leases.releaseWorker(w, 'expired');
+    for (const w of this.workerRegistry.sweepSilent(now, this.opts.workerTimeoutMs, this.opts.workerRetentionMs)) {
+      this.leases.releaseWorker(w, 'expired');
+      this.expireOrphans(w);
+    }
+    this.p2p.pump(); // tasks that came free go to tabs waiting for a role too
+  }
+
+  // ---------------------------------------------------------------- peer-to-peer trees
+
+  /** A tab takes part in trees (or stops, with webrtc false); answers the ICE servers and the signalling path. */
+  p2pJoin(ref: WorkerRef, req: JoinRequest): JoinResponse {
+    this.p2p.join(this.workerRegistry.of(ref), req);
+    return { ok: true, iceServers: this.opts.p2p.iceServers, peerjsPath: P2P_PATHS.peerjs, peerjsKey: PEERJS_KEY };
+  }
+
+  /** A role in a tree of the current iteration with the tab's leases, after a long-poll of up to waitMs, or why there is none. */
+  p2pRound(ref: WorkerRef, cached: readonly string[] | undefined, waitMs: number): Promise<RoundResponse> {
+    return this.p2p.round(this.workerRegistry.of(ref), cached, Math.min(Math.max(0, waitMs), this.opts.maxLeaseWaitMs));
+  }
+
+  /** A leaf's sketch report (core/protocol/sketch.ts, binary): kept for the check of the partial that covers it. */
+  p2pReport(ref: WorkerRef, body: Uint8Array): void {
+    const w = this.workerRegistry.of(ref);
+    let r;
+    try {
+      r = decodeSketchReport(body);
+    } catch (e) {
+      if (e instanceof ProtocolError) throw new DomainError(e.code, e.message);
+      throw e;
+    }
+    this.p2p.report(w, r);
+  }
+
+  /** Is this worker a peer-to-peer member (the signalling server lets members only take a peer id)? */
+  p2pMember(ref: WorkerRef): boolean {
+    return this.p2p.isMember(this.workerRegistry.of(ref));
   }
 
   // ---------------------------------------------------------------- results
@@ -513,11 +567,13 @@ export class Coordinator {
    * and is open (`lease-expired`). Refusals count as submitResult's do.
    * submitResult checks all of it again once the body has arrived.
    */
-  admitUpload(ref: WorkerRef, leaseId: string): void {
+  admitUpload(ref: WorkerRef, leaseId: string, treeId?: string): void {
     const w = this.workerRegistry.of(ref);
     const l = this.leases.find(leaseId);
     const overdue: LeaseInfo[] = [];
-    const v = openSlot(w.id, l, this.run, Date.now(), overdue);
+    // a tree's partial (TREE_HEADER) answers leases of the uploader's subtree; submitResult refuses an unknown tree
+    const plan = treeId === undefined ? undefined : this.p2p.tree(treeId);
+    const v = openSlot(w.id, l, this.run, Date.now(), overdue, plan ? (x) => claimable(plan, w.id, x) : undefined);
     for (const x of overdue) this.leases.expire(x, 'expired');
     if ('ok' in v) this.refuseResult(w, l, v);
   }
@@ -539,12 +595,20 @@ export class Coordinator {
    * aggregates it. A refusal throws DomainError and changes nothing but the
    * rejected / late counters and the expiry of overdue leases.
    */
-  submitResult(ref: WorkerRef, leaseId: string, body: Uint8Array): ResultAck {
+  submitResult(ref: WorkerRef, leaseId: string, body: Uint8Array, treeId?: string): ResultAck {
     const w = this.workerRegistry.of(ref);
     const l = this.leases.find(leaseId);
     const run = this.run;
     const tStart = performance.now();
+    // A tree's partial sum (TREE_HEADER): it may answer leases of the uploader's strict descendants in that tree only.
+    const plan = treeId === undefined ? undefined : this.p2p.tree(treeId);
+    if (treeId !== undefined && !plan) {
+      this.workerRegistry.noteRejected(w);
+      this.store.bumpJob(l.jobId, 'rejected_results');
+      throw new DomainError('coverage-claim', `no tree ${treeId} in the current iteration: upload the result without the tree header`);
+    }
     const v = validateResult({
+      ...(plan ? { owns: (x: LeaseInfo) => claimable(plan, w.id, x) } : {}),
       workerId: w.id,
       lease: l,
       lookup: (id) => this.leases.get(id),
@@ -554,8 +618,22 @@ export class Coordinator {
       now: Date.now(),
     });
     for (const x of v.overdue) this.leases.expire(x, 'expired');
-    if (!v.ok) this.refuseResult(w, l, v);
+    if (!v.ok) {
+      if (plan) this.reissueClaim(plan, w, body);
+      this.refuseResult(w, l, v);
+    }
     const { meta, grads, answers } = v;
+    if (plan) {
+      const chk = checkPartial({ plan, uploader: w.id, claimed: answers.map((x) => x.lease), reports: this.p2p.reportsOf(plan.id), grads: grads.values(), count: meta.count, loss: meta.loss, correct: meta.correct });
+      if (!chk.ok) {
+        this.workerRegistry.noteRejected(w); // the node that forwarded it: its record shows the refusal
+        this.store.bumpJob(l.jobId, 'rejected_results');
+        for (const x of answers) this.leases.expire(x.lease, 'expired');
+        this.p2p.pump();
+        this.log(`partial of tree ${plan.id} from worker ${w.id} refused (${chk.code}): ${chk.detail}; its ${answers.length} tasks are re-issued`);
+        throw new DomainError(chk.code, chk.detail);
+      }
+    }
 
     // Valid. Checked (held until the recomputation's verdict), or counted now.
     this.perf.validateSeconds += (performance.now() - tStart) / 1000;
@@ -665,11 +743,37 @@ export class Coordinator {
     this.leases.pump();
   }
 
+  /** A tree node is gone: the tasks of its subtrees, whose sums it may have held, are re-issued (a late direct upload of one is refused as late). */
+  private expireOrphans(w: Worker): void {
+    for (const id of this.p2p.orphaned(w)) {
+      const x = this.leases.get(id);
+      if (x?.state === 'active') this.leases.expire(x, 'expired');
+    }
+    this.p2p.pump();
+  }
+
+  /** A refused partial: the leases it names that its subtree still holds go back to the pool now (its leaves' work is lost). */
+  private reissueClaim(plan: NonNullable<ReturnType<P2PRounds['tree']>>, w: WorkerRef, body: Uint8Array): void {
+    let ids: string[] = [];
+    try {
+      const md = parseSafetensors(body, { source: 'result', maxHeaderBytes: 64 * 1024 }).metadata;
+      ids = [md.leaseId ?? '', ...(md.bundle ? md.bundle.split(',') : [])];
+    } catch {
+      return; // malformed: it names nothing
+    }
+    for (const id of ids.slice(0, 64)) {
+      const x = this.leases.get(id);
+      if (x && x.state === 'active' && claimable(plan, w.id, x)) this.leases.expire(x, 'expired');
+    }
+    this.p2p.pump();
+  }
+
   /** Stops timers, answers long-polls, closes the database. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.leases.close();
+    this.p2p.close();
     await this.evaluations.close();
     await this.verifier?.dispose();
     this.store.close();

@@ -49,6 +49,8 @@ export interface IntakeInput {
   /** a result's gradient L2 norm may not exceed this times its example count */
   readonly normBoundPerExample: number;
   readonly now: number;
+  /** may this upload answer lease x? default: x was issued to workerId (a tree's partial: p2p-plan.ts's claimable) */
+  readonly owns?: (x: LeaseInfo) => boolean;
 }
 
 export interface Answered {
@@ -84,9 +86,10 @@ export interface Refusal {
  * is read, and again (validateResult) once it has arrived. An active lease
  * past its deadline is pushed to `overdue` for the caller to expire.
  */
-export function openSlot(workerId: string, x: LeaseInfo, run: IterationView | null, now: number, overdue: LeaseInfo[]): TaskSlot | Refusal {
+export function openSlot(workerId: string, x: LeaseInfo, run: IterationView | null, now: number, overdue: LeaseInfo[], owns?: (x: LeaseInfo) => boolean): TaskSlot | Refusal {
   const refuse = (code: ErrorCode, detail: string, late = false): Refusal => ({ ok: false, code, detail, late, overdue });
-  if (x.workerId !== workerId) return refuse('foreign-lease', `lease ${x.id} was issued to another worker`);
+  // owns: a tree's partial may answer leases of the uploader's subtree (p2p-plan.ts's claimable)
+  if (!(owns ? owns(x) : x.workerId === workerId)) return refuse(owns ? 'coverage-claim' : 'foreign-lease', `lease ${x.id} was issued to another worker${owns ? ", outside the uploader's subtree" : ''}`);
   if (x.state === 'done') return refuse('duplicate-result', `lease ${x.id} was already answered; its result counts once`);
   const late = (why: string): Refusal => refuse('lease-expired', `lease ${x.id} ${why}; the result was dropped, lease a new task`, true);
   if (x.state === 'active' && now > x.deadline) {
@@ -105,7 +108,7 @@ export function validateResult(input: IntakeInput): Intake {
   const { workerId, lease: l, run, now } = input;
   const overdue: LeaseInfo[] = [];
   const refuse = (code: ErrorCode, detail: string, late = false): Refusal => ({ ok: false, code, detail, late, overdue });
-  const first = openSlot(workerId, l, run, now, overdue);
+  const first = openSlot(workerId, l, run, now, overdue, input.owns);
   if ('ok' in first) return first;
 
   let decoded: ModeResult;
@@ -131,7 +134,7 @@ export function validateResult(input: IntakeInput): Intake {
   for (const id of ids) {
     const x = input.lookup(id);
     if (!x) return refuse('unknown-lease', `"bundle" names lease ${id}, which was never issued`);
-    const slot = openSlot(workerId, x, run, now, overdue);
+    const slot = openSlot(workerId, x, run, now, overdue, input.owns);
     if ('ok' in slot) return slot;
     answers.push({ lease: x, slot });
   }

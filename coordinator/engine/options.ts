@@ -5,6 +5,7 @@ import { MAX_TASKS_PER_REQUEST } from '../../core/protocol/index.ts';
 import type { AggregatorKind } from '../aggregate/index.ts';
 import type { Tolerance } from '../trust/compare.ts';
 import type { TrustPolicy } from '../trust/reputation.ts';
+import { P2P_DEFAULTS, type P2POptions } from './p2p-rounds.ts';
 import type { TrainTestData } from './run.ts';
 
 export interface CoordinatorOptions {
@@ -46,9 +47,11 @@ export interface CoordinatorOptions {
    */
   readonly trust?: { readonly policy?: TrustPolicy; readonly tolerance?: Tolerance; readonly backend?: () => Promise<ComputeBackend>; readonly random?: () => number };
   readonly log?: (msg: string) => void;
+  /** peer-to-peer trees among tabs (p2p-rounds.ts): fan-in (default 2), gather and collect ms, sketch buckets, ICE servers handed to tabs */
+  readonly p2p?: Partial<P2POptions>;
 }
 
-export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'evalBackend' | 'log' | 'trust'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log' | 'trust'>;
+export type ResolvedOptions = Required<Omit<CoordinatorOptions, 'evalBackend' | 'log' | 'trust' | 'p2p'>> & Pick<CoordinatorOptions, 'evalBackend' | 'log' | 'trust'> & { readonly p2p: P2POptions };
 
 export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
   const heartbeatMs = o.heartbeatMs ?? 5_000;
@@ -71,5 +74,6 @@ export function withDefaults(o: CoordinatorOptions): ResolvedOptions {
     workerRetentionMs: o.workerRetentionMs ?? 24 * 3_600_000,
     trust: o.trust,
     log: o.log,
+    p2p: { ...P2P_DEFAULTS, collectMs: Math.floor((o.leaseTimeoutMs ?? 60_000) / 2), ...o.p2p },
   };
 }

@@ -18,6 +18,7 @@ import { HttpError } from './errors.ts';
 import { adminAuth } from './middleware/admin-auth.ts';
 import { RateLimiter, type RateLimitOptions } from './middleware/rate-limit.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { peerRoutes } from './routes/peer.ts';
 import { publicRoutes } from './routes/public.ts';
 import { workerRoutes, type RegistrationLimit } from './routes/workers.ts';
 
@@ -70,6 +71,7 @@ export function createApp(coord: Coordinator, opts: AppOptions): Hono<Env> {
 
   publicRoutes(app, coord);
   workerRoutes(app, coord, { limiter, smallBody, registrationLimit: opts.registrationLimit, uploadsPerAddress: opts.uploadsPerAddress });
+  peerRoutes(app, coord, { limiter, smallBody });
   app.use(`${API_PREFIX}/admin/*`, adminAuth({ tokenHash: opts.adminTokenHash, queryTokenPaths: [PATHS.admin.events] }));
   adminRoutes(app, coord, smallBody);
 

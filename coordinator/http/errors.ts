@@ -38,6 +38,8 @@ export const STATUS: Readonly<Record<ErrorCode, HttpStatus>> = {
   'bad-scale': 422,
   'out-of-range': 422,
   'rate-limited': 429,
+  'coverage-claim': 403,
+  'sketch-mismatch': 422,
   internal: 500,
 };
 

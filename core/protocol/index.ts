@@ -15,3 +15,5 @@ export * from './paths.ts';
 export * from './results.ts';
 export * from './weights.ts';
 export * from './weights-delta.ts';
+export * from './sketch.ts';
+export * from './p2p.ts';

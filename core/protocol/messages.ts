@@ -53,6 +53,9 @@ export type ErrorCode =
   | 'upload-timeout'
   | 'rate-limited'
   | 'gone'
+  // peer-to-peer partial sums (coordinator/engine/p2p-plan.ts)
+  | 'coverage-claim'
+  | 'sketch-mismatch'
   | 'internal';
 
 export interface RegisterRequest {

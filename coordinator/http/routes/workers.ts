@@ -4,7 +4,7 @@
  * the rest.
  */
 import type { Hono, MiddlewareHandler } from 'hono';
-import { API_PREFIX, PATHS } from '../../../core/protocol/index.ts';
+import { API_PREFIX, PATHS, TREE_HEADER } from '../../../core/protocol/index.ts';
 import { HeartbeatBody, LeaseBody, RegisterBody } from '../../../core/schemas.ts';
 import type { ReceiveSlot } from '../../aggregate/index.ts';
 import type { Coordinator } from '../../engine/coordinator.ts';
@@ -91,8 +91,9 @@ export function workerRoutes(app: Hono<Env>, coord: Coordinator, opts: WorkerRou
   app.put(`${API_PREFIX}/leases/:leaseId/result`, resultLimit(() => coord.maxResultBytes), uncounted, async (c) => {
     const worker = c.get('worker');
     const leaseId = c.req.param('leaseId');
+    const tree = c.req.header(TREE_HEADER); // a tree's partial sum (routes/peer.ts)
     try {
-      coord.admitUpload(worker, leaseId);
+      coord.admitUpload(worker, leaseId, tree);
     } catch (e) {
       if (e instanceof DomainError) throw new HttpError(e.code, e.detail, CLOSE);
       throw e;
@@ -108,7 +109,7 @@ export function workerRoutes(app: Hono<Env>, coord: Coordinator, opts: WorkerRou
       const length = Number(c.req.header('content-length'));
       slot = Number.isSafeInteger(length) && length > 0 ? coord.receiveSlot(length) : null;
       const body = await readBody(bodyChunks(c), slot, coord.maxResultBytes, coord.uploadTimeoutMs);
-      return c.json(coord.submitResult(worker, leaseId, body));
+      return c.json(coord.submitResult(worker, leaseId, body, tree));
     } finally {
       slot?.release();
       if (reading) uploads.release();
