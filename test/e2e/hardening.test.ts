@@ -30,9 +30,14 @@ const REPO = resolve(import.meta.dirname, '../..');
 const TOKEN = 'e2e-admin-token-0123456789';
 const ADMIN = { Authorization: `Bearer ${TOKEN}` };
 
-/** 6 iterations: pre-training ends at iteration 2, fine-tuning (and the job) at 5. */
+/**
+ * 6 iterations: pre-training ends at iteration 2, fine-tuning (and the job) at 5.
+ * The hand worker below uploads zero gradients, which verification by
+ * recomputation (coordinator/trust/) would discard: it is off here.
+ */
 const TINY_JOB: JobConfig = parseJobConfig({
   name: 'tiny',
+  verification: 'off',
   layers: [784, 16, 10],
   trainLimit: 300,
   testLimit: 100,
