@@ -19,10 +19,9 @@
 import { encodedEntries, EncodingError, readEncoded, taskSeed, type EncodedTensor } from './encoded-tensors.ts';
 import type { JobConfig } from '../model/config.ts';
 import type { TensorEncoding, TrainingConfig, TrainingMode } from '../model/training.ts';
-import { MAX_TASKS_PER_REQUEST } from './messages.ts';
 import { PROTOCOL_VERSION } from './paths.ts';
-import { RESULT_FORMAT, type ResultMeta } from './results.ts';
-import { encodeSafetensors, parseSafetensors, SafetensorsError } from '../safetensors.ts';
+import { readResultEnvelope, RESULT_FORMAT, type ResultMeta } from './results.ts';
+import { encodeSafetensors } from '../safetensors.ts';
 
 export interface EncodedResultMeta extends ResultMeta {
   readonly mode: TrainingMode;
@@ -75,34 +74,12 @@ export interface DecodedTrainingResult {
  * answer with ('malformed-result' is a 400, the others 422).
  */
 export function decodeTrainingResult(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>, training: TrainingConfig): DecodedTrainingResult {
-  const malformed = (msg: string): never => {
-    throw new EncodingError('malformed-result', `result: ${msg}`);
+  const { md, spans, meta: base } = readResultEnvelope(bytes, (code, detail) => {
+    throw new EncodingError(code, detail);
+  });
+  const bad = (msg: string): never => {
+    throw new EncodingError('malformed-result', `result: metadata: ${msg}`);
   };
-  let parsed: ReturnType<typeof parseSafetensors>;
-  try {
-    parsed = parseSafetensors(bytes, { source: 'result', maxHeaderBytes: 64 * 1024 });
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new EncodingError('malformed-result', e.message);
-    throw e;
-  }
-  const { metadata: md, spans } = parsed;
-  const bad = (msg: string): never => malformed(`metadata: ${msg}`);
-  if (md.format !== RESULT_FORMAT) bad(`format is ${JSON.stringify(md.format)}, expected "${RESULT_FORMAT}"`);
-  if (md.protocol !== String(PROTOCOL_VERSION)) bad(`protocol ${JSON.stringify(md.protocol)}, this coordinator speaks ${PROTOCOL_VERSION}`);
-  const int = (key: string): number => {
-    const x = md[key];
-    if (x === undefined || !/^[0-9]{1,15}$/.test(x)) bad(`"${key}" must be a non-negative integer, got ${JSON.stringify(x)}`);
-    return Number(x);
-  };
-  const str = (key: string): string => {
-    const x = md[key];
-    if (typeof x !== 'string' || x.length === 0 || x.length > 200) bad(`"${key}" must be a string of 1-200 characters`);
-    return x!;
-  };
-  const loss = Number(md.loss);
-  if (md.loss === undefined || md.loss.trim() === '' || !Number.isFinite(loss) || loss < 0) {
-    throw new EncodingError('non-finite', `result metadata "loss" must be a finite number >= 0, got ${JSON.stringify(md.loss)}`);
-  }
   const mode = md.mode ?? 'sync';
   if (mode !== training.mode) throw new EncodingError('wrong-mode', `result is for mode ${JSON.stringify(mode)}, this job trains in mode "${training.mode}"`);
   const encoding = md.encoding ?? 'f32';
@@ -110,20 +87,9 @@ export function decodeTrainingResult(bytes: Uint8Array, shapes: ReadonlyMap<stri
   if (encoding === 'int8' && md.blockSize !== String(training.blockSize)) {
     throw new EncodingError('wrong-encoding', `result's int8 blocks hold ${JSON.stringify(md.blockSize)} values, this job's hold ${training.blockSize}`);
   }
-  let bundle: string[] | undefined;
-  if (md.bundle !== undefined) {
-    bundle = md.bundle.split(',');
-    if (bundle.length > MAX_TASKS_PER_REQUEST - 1 || bundle.some((id) => !/^[0-9a-zA-Z-]{1,64}$/.test(id))) {
-      bad(`"bundle" must list at most ${MAX_TASKS_PER_REQUEST - 1} lease ids, comma-separated`);
-    }
-  }
   const weightsHash = md.weightsHash ?? '';
   if (!/^[0-9a-f]{64}$/.test(weightsHash)) bad(`"weightsHash" must be the 64 hex digits of the weights blob the result was computed on`);
-  const meta: EncodedResultMeta = {
-    taskId: str('taskId'), leaseId: str('leaseId'), weightsVersion: int('weightsVersion'), count: int('count'), loss, correct: int('correct'),
-    mode: training.mode, encoding: training.up, weightsHash, ...(bundle ? { bundle } : {}),
-  };
-  if (meta.correct > meta.count) bad(`"correct" (${meta.correct}) exceeds "count" (${meta.count})`);
+  const meta: EncodedResultMeta = { ...base, mode: training.mode, encoding: training.up, weightsHash };
   const tensors = readEncoded(bytes, spans, shapes, training.up, training.blockSize, 'result');
   return { meta, tensors };
 }

@@ -71,15 +71,26 @@ export interface DecodedResult {
  * `shapes`, F32, with those shapes. Finiteness and the norm are the caller's
  * (the coordinator's intake).
  */
-export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): DecodedResult {
-  const malformed = (msg: string): never => {
-    throw new ProtocolError('malformed-result', `result: ${msg}`);
-  };
+/** What every result body carries, checked: its safetensors spans, its raw metadata and the accounting. */
+export interface ResultEnvelope {
+  readonly md: Readonly<Record<string, string>>;
+  readonly spans: ReturnType<typeof parseSafetensors>['spans'];
+  readonly meta: ResultMeta;
+}
+
+/**
+ * The part of decoding a result body that every encoding shares: the
+ * safetensors structure, the format and protocol, the accounting metadata
+ * (task, lease, version, count, loss, correct, bundle). `fail` throws the
+ * caller's error type with the code to answer with.
+ */
+export function readResultEnvelope(bytes: Uint8Array, fail: (code: 'malformed-result' | 'non-finite', detail: string) => never): ResultEnvelope {
+  const malformed = (msg: string): never => fail('malformed-result', `result: ${msg}`);
   let parsed: ReturnType<typeof parseSafetensors>;
   try {
     parsed = parseSafetensors(bytes, { source: 'result', maxHeaderBytes: 64 * 1024 });
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new ProtocolError('malformed-result', e.message);
+    if (e instanceof SafetensorsError) fail('malformed-result', e.message);
     throw e;
   }
   const { metadata: md, spans } = parsed;
@@ -98,7 +109,7 @@ export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, read
   };
   const loss = Number(md.loss);
   if (md.loss === undefined || md.loss.trim() === '' || !Number.isFinite(loss) || loss < 0) {
-    throw new ProtocolError('non-finite', `result metadata "loss" must be a finite number >= 0, got ${JSON.stringify(md.loss)}`);
+    fail('non-finite', `result metadata "loss" must be a finite number >= 0, got ${JSON.stringify(md.loss)}`);
   }
   let bundle: string[] | undefined;
   if (md.bundle !== undefined) {
@@ -109,6 +120,13 @@ export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, read
   }
   const meta: ResultMeta = { taskId: str('taskId'), leaseId: str('leaseId'), weightsVersion: int('weightsVersion'), count: int('count'), loss, correct: int('correct'), ...(bundle ? { bundle } : {}) };
   if (meta.correct > meta.count) bad(`"correct" (${meta.correct}) exceeds "count" (${meta.count})`);
+  return { md, spans, meta };
+}
+
+export function decodeResult(bytes: Uint8Array, shapes: ReadonlyMap<string, readonly number[]>): DecodedResult {
+  const { spans, meta } = readResultEnvelope(bytes, (code, detail) => {
+    throw new ProtocolError(code, detail);
+  });
 
   const byName = new Map(spans.map((sp) => [sp.name, sp]));
   const grads = new Map<string, Float32Array>();
