@@ -46,22 +46,19 @@ import {
   type JoinRequest,
   type JoinResponse,
   type RoundResponse,
-  P2P_PATHS,
-  PEERJS_KEY,
-  decodeSketchReport,
-  ProtocolError,
 } from '../../core/protocol/index.ts';
 import type { ReceiveSlot } from '../aggregate/index.ts';
 import { BlobStore, type Blob } from './blobs.ts';
 import { checkpointName, loadCheckpoint } from './checkpoint.ts';
+import { checkable, ResultChecks } from './checking.ts';
 import { dataFitIssues } from './data-fit.ts';
 import { DomainError } from './errors.ts';
 import { EventBus } from './events.ts';
 import { openSlot, validateResult, type LeaseInfo, type Refusal } from './intake.ts';
-import { parseSafetensors } from '../../core/safetensors.ts';
 import { LeaseBook, type NoLeaseReason } from './leasing.ts';
-import { checkPartial, claimable } from './p2p-plan.ts';
+import { claimable } from './p2p-plan.ts';
 import { P2PRounds } from './p2p-rounds.ts';
+import { P2PWiring } from './p2p-wiring.ts';
 import { withDefaults, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
 import { JobMode } from './modes.ts';
 import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIteration, publishWeights, resultLimit, unevaluatedPhaseEnds, type ActiveRun, type Perf } from './run.ts';
@@ -70,14 +67,11 @@ import { jobMetrics, jobRow, jobSummary, publicStatus } from './views.ts';
 import { WorkerRegistry, type Worker, type WorkerRef } from './workers.ts';
 import { sourceOf } from '../trust/reputation.ts';
 import { Verifier } from '../trust/verifier.ts';
-import type { Answered } from './intake.ts';
-import type { Sums } from '../aggregate/index.ts';
-import { batchFromPartition } from '../../core/task.ts';
-import { sampleRange } from '../../core/rng.ts';
 
 export type { CoordinatorOptions } from './options.ts';
 export type { TrainTestData } from './run.ts';
 export type { WorkerRef } from './workers.ts';
+export { checkable } from './checking.ts';
 
 export class Coordinator {
   readonly store: Store;
@@ -92,8 +86,11 @@ export class Coordinator {
   private readonly evaluations: Evaluator;
   /** checks results by recomputation (coordinator/trust/); null without a backend to recompute on */
   readonly verifier: Verifier | null;
-  /** peer-to-peer trees among tabs (p2p-rounds.ts) */
+  /** peer-to-peer trees among tabs (p2p-rounds.ts), and their wiring to the ledger (p2p-wiring.ts) */
   private readonly p2p: P2PRounds;
+  private readonly trees: P2PWiring;
+  /** counts valid results, or holds them for a check by recomputation (checking.ts) */
+  private readonly checks: ResultChecks;
   private run: ActiveRun | null = null;
   /** for the active job, or the last one, so late results of a job that just ended still get `lease-expired` rather than `body-too-large` */
   private resultLimit = resultLimit(null);
@@ -109,18 +106,11 @@ export class Coordinator {
     const log = (msg: string): void => this.opts.log?.(msg);
     const checkBackend = opts.trust?.backend ?? opts.evalBackend;
     this.verifier = checkBackend ? new Verifier({ policy: opts.trust?.policy, tolerance: opts.trust?.tolerance, random: opts.trust?.random, backend: checkBackend }) : null;
-    const verifier = this.verifier;
     this.workerRegistry = new WorkerRegistry(
       this.store,
       emit,
       (hash) => this.run?.partitions.some((p) => p.hash === hash) ?? false,
-      verifier && {
-        banned: (id) => {
-          const r = verifier.reputation.record(id);
-          return r?.banned ? (r.banReason ?? 'banned') : null;
-        },
-        view: (id) => this.trustOf(id),
-      },
+      this.verifier && { banned: (id) => this.checks.banned(id), view: (id) => this.checks.trustOf(id) },
     );
     this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.idleReason() }, {
       leaseTimeoutMs: this.opts.leaseTimeoutMs,
@@ -134,6 +124,9 @@ export class Coordinator {
       { run: () => this.run, idleReason: () => this.idleReason(), lease: (w, cached, k) => this.leases.lease(w, cached, 0, k) },
       this.opts.p2p,
     );
+    const parts = { store: this.store, leases: this.leases, workers: this.workerRegistry, log };
+    this.trees = new P2PWiring({ ...parts, rounds: this.p2p, maxWaitMs: this.opts.maxLeaseWaitMs });
+    this.checks = new ResultChecks({ ...parts, perf: this.perf, run: () => this.run, closed: () => this.closed, completeIteration: () => this.completeIteration() }, this.verifier);
   }
 
   /** Opens the data folder and resumes a job that was running or paused when the process died. */
@@ -379,11 +372,7 @@ export class Coordinator {
   }
 
   summary(id: string): JobSummary {
-    return jobSummary(this.store, id, this.run?.id === id ? this.run : null, (cfg) => {
-      const f = this.verifier?.figuresOf(id) ?? { checks: 0, failures: 0, checkedExamples: 0, acceptedExamples: 0, checkSeconds: 0 };
-      const verification = this.verifier && checkable(cfg) ? (cfg.verification ?? 'off') : 'off';
-      return { verification, aggregation: cfg.aggregation ?? 'sum', ...f, overhead: f.acceptedExamples ? f.checkedExamples / f.acceptedExamples : 0 };
-    });
+    return jobSummary(this.store, id, this.run?.id === id ? this.run : null, (cfg) => this.checks.figures(id, cfg));
   }
 
   jobs(): JobSummary[] {
@@ -464,41 +453,25 @@ export class Coordinator {
     this.workerRegistry.markLeft(w);
     this.p2p.leave(w);
     this.leases.releaseWorker(w, 'returned');
-    this.expireOrphans(w);
+    this.trees.expireOrphans(w);
   }
 
   workers(): WorkerView[] {
     return this.workerRegistry.views();
   }
 
-  private trustOf(workerId: string): WorkerView['trust'] {
-    const rec = this.verifier?.reputation.record(workerId);
-    if (!rec) return null;
-    const { workerId: _id, ...rest } = rec;
-    const kind = this.run?.it ? phaseName(this.run.it.phase) : undefined;
-    return { ...rest, consecutiveBy: { ...rest.consecutiveBy }, checkProbability: this.verifier!.reputation.checkProbability(workerId, kind) };
-  }
-
   /** The admin bans a worker: its token answers `banned`, its leases go back to the pool. */
   banWorker(workerId: string, reason = 'banned by the admin'): WorkerView {
     const w = this.workerRegistry.byIdOr404(workerId);
-    this.requireVerifier().reputation.ban(w.id, Date.now(), reason);
-    this.leases.releaseWorker(w, 'returned');
-    this.log(`worker ${w.id} banned: ${reason}`);
+    this.checks.ban(w, reason);
     return this.workers().find((x) => x.id === w.id)!;
   }
 
   /** The admin lifts a ban: the worker starts its probation again (checked on every result). */
   liftBan(workerId: string): WorkerView {
     const w = this.workerRegistry.byIdOr404(workerId);
-    this.requireVerifier().reputation.lift(w.id);
-    this.log(`worker ${w.id}: ban lifted`);
+    this.checks.lift(w);
     return this.workers().find((x) => x.id === w.id)!;
-  }
-
-  private requireVerifier(): Verifier {
-    if (!this.verifier) throw new DomainError('conflict', 'this coordinator checks no results (no backend to recompute on), so it keeps no trust records');
-    return this.verifier;
   }
 
   // ---------------------------------------------------------------- leasing
@@ -522,7 +495,7 @@ export class Coordinator {
     this.leases.sweep(now);
     for (const w of this.workerRegistry.sweepSilent(now, this.opts.workerTimeoutMs, this.opts.workerRetentionMs)) {
       this.leases.releaseWorker(w, 'expired');
-      this.expireOrphans(w);
+      this.trees.expireOrphans(w);
     }
     this.p2p.pump(); // tasks that came free go to tabs waiting for a role too
   }
@@ -531,26 +504,17 @@ export class Coordinator {
 
   /** A tab takes part in trees (or stops, with webrtc false); answers the ICE servers and the signalling path. */
   p2pJoin(ref: WorkerRef, req: JoinRequest): JoinResponse {
-    this.p2p.join(this.workerRegistry.of(ref), req);
-    return { ok: true, iceServers: this.opts.p2p.iceServers, peerjsPath: P2P_PATHS.peerjs, peerjsKey: PEERJS_KEY };
+    return this.trees.join(this.workerRegistry.of(ref), req);
   }
 
   /** A role in a tree of the current iteration with the tab's leases, after a long-poll of up to waitMs, or why there is none. */
   p2pRound(ref: WorkerRef, cached: readonly string[] | undefined, waitMs: number): Promise<RoundResponse> {
-    return this.p2p.round(this.workerRegistry.of(ref), cached, Math.min(Math.max(0, waitMs), this.opts.maxLeaseWaitMs));
+    return this.trees.round(this.workerRegistry.of(ref), cached, waitMs);
   }
 
   /** A leaf's sketch report (core/protocol/sketch.ts, binary): kept for the check of the partial that covers it. */
   p2pReport(ref: WorkerRef, body: Uint8Array): void {
-    const w = this.workerRegistry.of(ref);
-    let r;
-    try {
-      r = decodeSketchReport(body);
-    } catch (e) {
-      if (e instanceof ProtocolError) throw new DomainError(e.code, e.message);
-      throw e;
-    }
-    this.p2p.report(w, r);
+    this.trees.report(this.workerRegistry.of(ref), body);
   }
 
   /** Is this worker a peer-to-peer member (the signalling server lets members only take a peer id)? */
@@ -601,12 +565,7 @@ export class Coordinator {
     const run = this.run;
     const tStart = performance.now();
     // A tree's partial sum (TREE_HEADER): it may answer leases of the uploader's strict descendants in that tree only.
-    const plan = treeId === undefined ? undefined : this.p2p.tree(treeId);
-    if (treeId !== undefined && !plan) {
-      this.workerRegistry.noteRejected(w);
-      this.store.bumpJob(l.jobId, 'rejected_results');
-      throw new DomainError('coverage-claim', `no tree ${treeId} in the current iteration: upload the result without the tree header`);
-    }
+    const plan = this.trees.treeOf(treeId, w, l.jobId);
     const v = validateResult({
       ...(plan ? { owns: (x: LeaseInfo) => claimable(plan, w.id, x) } : {}),
       workerId: w.id,
@@ -619,153 +578,21 @@ export class Coordinator {
     });
     for (const x of v.overdue) this.leases.expire(x, 'expired');
     if (!v.ok) {
-      if (plan) this.reissueClaim(plan, w, body);
+      if (plan) this.trees.reissueClaim(plan, w, body);
       this.refuseResult(w, l, v);
     }
     const { meta, grads, answers } = v;
-    if (plan) {
-      const chk = checkPartial({ plan, uploader: w.id, claimed: answers.map((x) => x.lease), reports: this.p2p.reportsOf(plan.id), grads: grads.values(), count: meta.count, loss: meta.loss, correct: meta.correct });
-      if (!chk.ok) {
-        this.workerRegistry.noteRejected(w); // the node that forwarded it: its record shows the refusal
-        this.store.bumpJob(l.jobId, 'rejected_results');
-        for (const x of answers) this.leases.expire(x.lease, 'expired');
-        this.p2p.pump();
-        this.log(`partial of tree ${plan.id} from worker ${w.id} refused (${chk.code}): ${chk.detail}; its ${answers.length} tasks are re-issued`);
-        throw new DomainError(chk.code, chk.detail);
-      }
-    }
+    if (plan) this.trees.checkPartial(plan, w, l.jobId, answers, { grads, count: meta.count, loss: meta.loss, correct: meta.correct });
 
     // Valid. Checked (held until the recomputation's verdict), or counted now.
     this.perf.validateSeconds += (performance.now() - tStart) / 1000;
     this.perf.results++;
     run!.bytesIn += body.length;
     const sums = { grads, loss: meta.loss, correct: meta.correct, count: meta.count };
-    if (run!.cfg.verification === 'verified' && checkable(run!.cfg) && this.verifier?.shouldCheck(w.id, run!.it!.phase)) this.holdForCheck(run!, w, answers, sums);
-    else this.countResult(run!, w, answers, sums);
+    this.checks.take(run!, w, answers, sums);
     const ack: ResultAck = { accepted: true, taskId: answers[0]!.slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
     if (run!.aggregator.complete()) this.completeIteration();
     return ack;
-  }
-
-  /** Adds a valid result to the aggregation (by its worker, for the robust rules) and records its tasks done. */
-  private countResult(run: ActiveRun, w: Worker, answers: readonly Answered[], sums: Sums): void {
-    const tAgg = performance.now();
-    const summedBefore = run.aggregator.bytesSummed;
-    const taskIds = answers.map((x) => x.slot.id);
-    const outcome = run.aggregator.add(taskIds, sums, w.id);
-    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
-    this.perf.aggregateBytes += run.aggregator.bytesSummed - summedBefore;
-    if (outcome !== 'added') throw new Error(`aggregator refused tasks ${taskIds.join(', ')} (${outcome}) although the ledger had them open`);
-    const now = Date.now();
-    for (const x of answers) {
-      x.lease.state = 'done';
-      x.slot.state = 'done';
-    }
-    this.verifier?.counted(run.id, sums.count);
-    this.store.tx(() => {
-      for (const x of answers) {
-        this.store.closeLease(x.lease.id, 'done', now);
-        this.store.updateTask(x.slot.id, { state: 'done', done_at: now });
-      }
-      this.workerRegistry.noteDone(w, answers.length, sums.count, now);
-    });
-  }
-
-  /**
-   * Holds a valid result out of the aggregation (its tasks 'checking', its
-   * leases answered; its tensors copied out of the receive slot) while the
-   * coordinator recomputes its tasks; then counts it (agreed) or discards
-   * it and re-issues its tasks to other workers (failed: the worker's
-   * record is reset and marked, its source struck, maybe a ban).
-   */
-  private holdForCheck(run: ActiveRun, w: Worker, answers: readonly Answered[], sums: Sums): void {
-    const held: Sums = { ...sums, grads: new Map([...sums.grads].map(([n, g]) => [n, g.slice()])) };
-    const iteration = run.iteration;
-    const it = run.it!;
-    const now = Date.now();
-    for (const x of answers) {
-      x.lease.state = 'done';
-      x.slot.state = 'checking';
-    }
-    this.store.tx(() => {
-      for (const x of answers) {
-        this.store.closeLease(x.lease.id, 'done', now);
-        this.store.updateTask(x.slot.id, { state: 'checking' });
-      }
-    });
-    const batches = answers.map((x) => {
-      const part = run.data[x.slot.partition]!;
-      return batchFromPartition(part, sampleRange(run.cfg.seed, iteration, part.lo, part.hi, it.fraction));
-    });
-    const verifier = this.verifier!;
-    const t0 = performance.now();
-    const stillHeld = (): boolean => !this.closed && this.run === run && run.iteration === iteration && answers.every((x) => x.slot.state === 'checking' && x.slot.leaseId === x.lease.id);
-    verifier
-      .recompute(run.cfg, run.params, it.phase, iteration, batches)
-      .then((recomputed) => {
-        if (!stillHeld()) return;
-        const verdict = verifier.judge(run.id, w.id, it.phase, held, recomputed, (performance.now() - t0) / 1000, Date.now());
-        if (verdict.comparison.agree) {
-          this.countResult(run, w, answers, held);
-          if (run.aggregator.complete()) this.completeIteration();
-          return;
-        }
-        this.discardResult(run, w, answers, verdict.comparison.detail);
-        if (verdict.banned) {
-          this.log(`worker ${w.id} banned: ${verdict.record.banReason}`);
-          this.leases.releaseWorker(w, 'returned');
-        }
-      })
-      .catch((e: unknown) => {
-        // the check could not run: count nothing unverified; the tasks go to someone else
-        this.log(`check of ${answers.map((x) => x.slot.id).join(', ')} could not run: ${(e as Error).message}; re-issuing`);
-        if (stillHeld()) this.discardResult(run, null, answers, 'the check could not run');
-      });
-  }
-
-  /** Throws a checked result away: its leases 'discarded' in the ledger, its tasks back to the pool, never again for that worker. */
-  private discardResult(run: ActiveRun, w: Worker | null, answers: readonly Answered[], why: string): void {
-    const now = Date.now();
-    for (const x of answers) {
-      if (w) (x.slot.excluded ??= new Set()).add(w.id);
-      x.lease.state = 'discarded';
-      x.slot.state = 'pending';
-      x.slot.leaseId = null;
-      x.slot.workerId = null;
-    }
-    this.store.tx(() => {
-      for (const x of answers) {
-        this.store.closeLease(x.lease.id, 'discarded', now);
-        this.store.updateTask(x.slot.id, { state: 'pending', lease_id: null, worker_id: null });
-      }
-    });
-    this.log(`result of ${w ? `worker ${w.id}` : 'a worker'} for ${answers.map((x) => x.slot.id).join(', ')} discarded (${why}); re-issuing`);
-    this.leases.pump();
-  }
-
-  /** A tree node is gone: the tasks of its subtrees, whose sums it may have held, are re-issued (a late direct upload of one is refused as late). */
-  private expireOrphans(w: Worker): void {
-    for (const id of this.p2p.orphaned(w)) {
-      const x = this.leases.get(id);
-      if (x?.state === 'active') this.leases.expire(x, 'expired');
-    }
-    this.p2p.pump();
-  }
-
-  /** A refused partial: the leases it names that its subtree still holds go back to the pool now (its leaves' work is lost). */
-  private reissueClaim(plan: NonNullable<ReturnType<P2PRounds['tree']>>, w: WorkerRef, body: Uint8Array): void {
-    let ids: string[] = [];
-    try {
-      const md = parseSafetensors(body, { source: 'result', maxHeaderBytes: 64 * 1024 }).metadata;
-      ids = [md.leaseId ?? '', ...(md.bundle ? md.bundle.split(',') : [])];
-    } catch {
-      return; // malformed: it names nothing
-    }
-    for (const id of ids.slice(0, 64)) {
-      const x = this.leases.get(id);
-      if (x && x.state === 'active' && claimable(plan, w.id, x)) this.leases.expire(x, 'expired');
-    }
-    this.p2p.pump();
   }
 
   /** Stops timers, answers long-polls, closes the database. */
@@ -778,16 +605,4 @@ export class Coordinator {
     await this.verifier?.dispose();
     this.store.close();
   }
-}
-
-/**
- * Whether the coordinator can check this job's results by recomputation:
- * today only synchronous float32 jobs (no `training` config). A job with a
- * training mode (local SGD, compressed results, delta broadcast) computes on
- * its published weights with its own rounding seeds, which the verifier does
- * not reproduce yet, so its results are counted unchecked (its summary says
- * `verification: 'off'`).
- */
-export function checkable(cfg: JobConfig): boolean {
-  return cfg.training === undefined;
 }
