@@ -1,10 +1,13 @@
 /**
  * The coordinator's engine, free of HTTP, wired from its parts: the blobs
- * (blobs.ts), the workers (workers.ts), the lease book (leasing.ts), result
- * intake (intake.ts), a job's run (run.ts), the views (views.ts) and the
- * SQLite ledger (store.ts). coordinator/http/ maps HTTP onto it; tests may
- * call it directly. Every refusal is a DomainError (an error code and a
- * detail); no method takes or returns an HTTP object or a database row.
+ * (blobs.ts), the workers (workers.ts), the lease book (leasing.ts), a job's
+ * life in memory (lifecycle.ts, run.ts), a result from upload to ledger
+ * (results.ts, intake.ts), the checks by recomputation (checking.ts, the
+ * glue to coordinator/trust/), peer-to-peer trees (p2p-rounds.ts,
+ * p2p-wiring.ts), the views (views.ts) and the SQLite ledger (store.ts).
+ * coordinator/http/ maps HTTP onto it; tests may call it directly. Every
+ * refusal is a DomainError (an error code and a detail); no method takes or
+ * returns an HTTP object or a database row.
  *
  * One iteration (synchronous, as in Spark): weights of version t are
  * published as a blob; one task per partition is created; each task is
@@ -14,20 +17,17 @@
  *
  * Everything between reading a request body and answering runs without an
  * await, so no two results interleave inside validation or aggregation.
-
  *
- * About 600 lines: this is the engine's whole public API (some forty
- * methods), most of them a few lines that hand over to one of the parts,
- * plus the hold-and-check of sampled results (countResult, holdForCheck,
- * discardResult: the ledger side of coordinator/trust/verifier.ts), which
- * could move into a part of its own.
+ * About 450 lines: this is the engine's whole public API (some forty
+ * methods, most of them a few lines that hand over to one of the parts)
+ * and the wiring of the parts; what they do lives in the parts.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
 import { initParams, tensorShapes, type Params } from '../../core/model/params.ts';
-import { phaseName, TrainingPlan } from '../../core/model/plan.ts';
+import { TrainingPlan } from '../../core/model/plan.ts';
 import {
   encodeWeights,
   type HeartbeatRequest,
@@ -49,22 +49,22 @@ import {
 } from '../../core/protocol/index.ts';
 import type { ReceiveSlot } from '../aggregate/index.ts';
 import { BlobStore, type Blob } from './blobs.ts';
-import { checkpointName, loadCheckpoint } from './checkpoint.ts';
-import { checkable, ResultChecks } from './checking.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { ResultChecks } from './checking.ts';
 import { dataFitIssues } from './data-fit.ts';
 import { DomainError } from './errors.ts';
 import { EventBus } from './events.ts';
-import { openSlot, validateResult, type LeaseInfo, type Refusal } from './intake.ts';
-import { LeaseBook, type NoLeaseReason } from './leasing.ts';
-import { claimable } from './p2p-plan.ts';
+import { LeaseBook } from './leasing.ts';
 import { P2PRounds } from './p2p-rounds.ts';
+import { Lifecycle } from './lifecycle.ts';
 import { P2PWiring } from './p2p-wiring.ts';
+import { ResultDesk } from './results.ts';
 import { withDefaults, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
 import { JobMode } from './modes.ts';
-import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIteration, publishWeights, resultLimit, unevaluatedPhaseEnds, type ActiveRun, type Perf } from './run.ts';
-import { Store, type JobRow } from './store.ts';
+import { Checkpointer, Evaluator, type ActiveRun, type Perf } from './run.ts';
+import { Store } from './store.ts';
 import { jobMetrics, jobRow, jobSummary, publicStatus } from './views.ts';
-import { WorkerRegistry, type Worker, type WorkerRef } from './workers.ts';
+import { WorkerRegistry, type WorkerRef } from './workers.ts';
 import { sourceOf } from '../trust/reputation.ts';
 import { Verifier } from '../trust/verifier.ts';
 
@@ -91,9 +91,10 @@ export class Coordinator {
   private readonly trees: P2PWiring;
   /** counts valid results, or holds them for a check by recomputation (checking.ts) */
   private readonly checks: ResultChecks;
-  private run: ActiveRun | null = null;
-  /** for the active job, or the last one, so late results of a job that just ended still get `lease-expired` rather than `body-too-large` */
-  private resultLimit = resultLimit(null);
+  /** a result from upload to ledger (results.ts) */
+  private readonly results: ResultDesk;
+  /** the active job's run, from activation to its end (lifecycle.ts) */
+  private readonly life: Lifecycle;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
 
@@ -112,7 +113,7 @@ export class Coordinator {
       (hash) => this.run?.partitions.some((p) => p.hash === hash) ?? false,
       this.verifier && { banned: (id) => this.checks.banned(id), view: (id) => this.checks.trustOf(id) },
     );
-    this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.idleReason() }, {
+    this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.life.idleReason() }, {
       leaseTimeoutMs: this.opts.leaseTimeoutMs,
       maxLeaseWaitMs: this.opts.maxLeaseWaitMs,
       maxLeasesPerWorker: this.opts.maxLeasesPerWorker,
@@ -121,12 +122,14 @@ export class Coordinator {
     this.checkpoints = new Checkpointer(this.opts.dataDir, this.opts.keepCheckpoints, this.store, emit, log, this.perf, this.opts.evalBackend !== undefined);
     this.evaluations = new Evaluator(this.opts.evalBackend, this.store, emit, log);
     this.p2p = new P2PRounds(
-      { run: () => this.run, idleReason: () => this.idleReason(), lease: (w, cached, k) => this.leases.lease(w, cached, 0, k) },
+      { run: () => this.run, idleReason: () => this.life.idleReason(), lease: (w, cached, k) => this.leases.lease(w, cached, 0, k) },
       this.opts.p2p,
     );
+    this.life = new Lifecycle({ store: this.store, blobs: this.blobs, leases: this.leases, rounds: this.p2p, checkpoints: this.checkpoints, evaluations: this.evaluations, perf: this.perf, runOptions: opts, evaluating: opts.evalBackend !== undefined, emit, log });
     const parts = { store: this.store, leases: this.leases, workers: this.workerRegistry, log };
     this.trees = new P2PWiring({ ...parts, rounds: this.p2p, maxWaitMs: this.opts.maxLeaseWaitMs });
-    this.checks = new ResultChecks({ ...parts, perf: this.perf, run: () => this.run, closed: () => this.closed, completeIteration: () => this.completeIteration() }, this.verifier);
+    this.checks = new ResultChecks({ ...parts, perf: this.perf, run: () => this.run, closed: () => this.closed, completeIteration: () => this.life.completeIteration() }, this.verifier);
+    this.results = new ResultDesk({ ...parts, rounds: this.p2p, trees: this.trees, checks: this.checks, perf: this.perf, normBoundPerExample: opts.normBoundPerExample, run: () => this.run, completeIteration: () => this.life.completeIteration() });
   }
 
   /** Opens the data folder and resumes a job that was running or paused when the process died. */
@@ -134,7 +137,7 @@ export class Coordinator {
     const c = new Coordinator(opts);
     const live = c.store.jobs().find((j) => j.state === 'running' || j.state === 'paused');
     try {
-      if (live) await c.resume(live);
+      if (live) await c.life.resume(live);
     } catch (e) {
       c.store.close(); // nothing stays open when the data folder cannot be resumed
       throw e;
@@ -145,13 +148,17 @@ export class Coordinator {
     return c;
   }
 
+  private get run(): ActiveRun | null {
+    return this.life.run;
+  }
+
   get heartbeatMs(): number {
     return this.opts.heartbeatMs;
   }
 
   /** Largest result body accepted: the model's full gradient plus header slack. */
   get maxResultBytes(): number {
-    return this.resultLimit;
+    return this.life.resultLimit;
   }
 
   get uploadTimeoutMs(): number {
@@ -221,7 +228,7 @@ export class Coordinator {
         if (this.run) conflict(`job ${this.run.id} is active; pause does not free the grid, cancel it first`);
         this.store.updateJob(id, { state: 'running', started_at: Date.now() });
         try {
-          await this.activate(jobRow(this.store, id), false);
+          await this.life.activate(jobRow(this.store, id), false);
         } catch (e) {
           // e.g. the job does not fit the data any more (`conflict`): it stays created
           this.store.updateJob(id, { state: 'created', started_at: null });
@@ -239,7 +246,7 @@ export class Coordinator {
         break;
       case 'cancel':
         if (j.state === 'done' || j.state === 'cancelled' || j.state === 'failed') conflict('it has finished');
-        if (this.run?.id === id) this.deactivate();
+        if (this.run?.id === id) this.life.deactivate();
         this.store.updateJob(id, { state: 'cancelled', finished_at: Date.now() });
         this.emit({ type: 'job', jobId: id, state: 'cancelled' });
         this.leases.pump();
@@ -251,119 +258,6 @@ export class Coordinator {
   private setState(id: string, state: JobState): void {
     this.store.updateJob(id, { state });
     this.emit({ type: 'job', jobId: id, state });
-  }
-
-  /**
-   * Resumes the job that was running or paused when the process died. A job
-   * that can no longer run (its config does not fit the data) goes to
-   * `failed` with the reason, and the coordinator serves on; a data set that
-   * cannot be read is the operator's to fix, and the error goes up.
-   */
-  private async resume(j: JobRow): Promise<void> {
-    try {
-      await this.activate(j, true);
-    } catch (e) {
-      if (!(e instanceof DomainError)) throw e;
-      this.store.updateJob(j.id, { state: 'failed', error: e.detail, finished_at: Date.now() });
-      this.emit({ type: 'job', jobId: j.id, state: 'failed' });
-      this.log(`job ${j.id} failed: ${e.detail}`);
-    }
-  }
-
-  /** Loads a job into memory and publishes its current iteration. */
-  private async activate(j: JobRow, recovering: boolean): Promise<void> {
-    const cfg = JSON.parse(j.config) as JobConfig;
-    const run = await openRun(j, cfg, this.blobs, this.opts);
-    this.resultLimit = resultLimit(cfg);
-    if (recovering) {
-      const dropped = this.store.dropFrom(j.id, run.iteration);
-      this.log(`job ${j.id}: resuming at iteration ${run.iteration} from ${j.checkpoint_path ?? 'the seed'} (was at ${j.iteration}; dropped ${dropped.tasks} tasks, ${dropped.leases} leases after the checkpoint)`);
-      this.evaluateMissed(run);
-    }
-    if (cfg.verification === 'verified' && !checkable(cfg)) this.log(`job ${j.id}: its training mode's results are not checked by recomputation yet (only synchronous float32 jobs are); counted unchecked`);
-    this.run = run;
-    this.store.updateJob(j.id, { iteration: run.iteration });
-    if (run.iteration >= run.mode.total) {
-      this.finishJob();
-      return;
-    }
-    this.startIteration();
-    this.emit({ type: 'job', jobId: j.id, state: jobRow(this.store, j.id).state });
-  }
-
-  /**
-   * A crash between a phase-ending (or the final) update and its evaluation
-   * lost the evaluation: evaluate now, from the checkpoint written right
-   * after that update (kept until then, Checkpointer). Evaluations already
-   * recorded are not repeated, so restarts are idempotent; the job becomes
-   * done only after these (finishJob chains after them).
-   */
-  private evaluateMissed(run: ActiveRun): void {
-    for (const e of unevaluatedPhaseEnds(run, this.store, this.opts.evalBackend !== undefined)) {
-      const path = join(this.checkpoints.dirOf(run.id), checkpointName(e.iteration + 1));
-      if (!existsSync(path)) {
-        this.log(`job ${run.id}: the evaluation after iteration ${e.iteration} (${e.phase}) was lost and its checkpoint is gone; it stays missing`);
-        continue;
-      }
-      this.log(`job ${run.id}: evaluating iteration ${e.iteration} (${e.phase}) again from ${path}: the process stopped before its evaluation was stored`);
-      this.evaluations.schedule(run, e.iteration, e.phase, loadCheckpoint(path, run.cfg).params);
-    }
-  }
-
-  private deactivate(): void {
-    const run = this.run;
-    if (!run) return;
-    this.leases.endJob(run.id);
-    closeRun(run, this.blobs);
-    this.run = null;
-  }
-
-  /** Creates the tasks of step t (publishing its weights when completeIteration has not). */
-  private startIteration(): void {
-    const run = this.run!;
-    const it = publishIteration(run, this.blobs, this.store, this.perf);
-    if (it.phaseStart) this.emit({ type: 'phase', jobId: run.id, phase: phaseName(it.phase), iteration: run.iteration });
-    this.leases.forgetBefore(run.id, run.iteration);
-    this.leases.pump();
-    this.p2p.forgetBefore(run.id, run.iteration);
-  }
-
-  /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
-  private completeIteration(): void {
-    const run = this.run!;
-    const { row, it, done } = applyUpdate(run, this.store, this.perf);
-    // The next version, before the checkpoint keeps it and the evaluation reads the (at a phase end, snapped)
-    // weights; with a training config also after the last step, as the in-process trainer does.
-    if (!done || run.mode.training) publishWeights(run, this.blobs, this.perf, it);
-    this.emit({ type: 'iteration', jobId: run.id, metrics: row });
-    if (it.phaseEnd || done || run.iteration % run.cfg.checkpointEvery === 0) this.checkpoints.tryWrite(run);
-    if (it.phaseEnd || done) this.evaluations.schedule(run, row.iteration, row.phase);
-    if (done) {
-      this.finishJob();
-      return;
-    }
-    this.startIteration();
-  }
-
-  private finishJob(): void {
-    const id = this.run!.id;
-    // The job is done once its final evaluation is recorded.
-    this.evaluations.then(() => {
-      this.store.updateJob(id, { state: 'done', finished_at: Date.now() });
-      this.emit({ type: 'job', jobId: id, state: 'done' });
-      if (this.run?.id === id) this.deactivate();
-      this.leases.pump();
-    });
-    this.leases.pump();
-  }
-
-  /** No task to lease now, why; null when the active run has tasks to give. */
-  private idleReason(): NoLeaseReason | null {
-    const run = this.run;
-    if (!run) return this.store.jobs().some((j) => j.state === 'done') ? 'done' : 'no-job';
-    if (this.store.job(run.id)!.state === 'paused') return 'paused';
-    if (run.iteration >= run.mode.total || !run.it) return 'done';
-    return null;
   }
 
   /** Resolves when pending evaluations (and the job's completion) are recorded. */
@@ -526,73 +420,19 @@ export class Coordinator {
 
   /**
    * The checks an upload's URL and headers allow, before a byte of its body
-   * is read or an intake slot is taken: the lease exists (`unknown-lease`),
-   * is this worker's (`foreign-lease`), is not answered (`duplicate-result`)
-   * and is open (`lease-expired`). Refusals count as submitResult's do.
-   * submitResult checks all of it again once the body has arrived.
+   * is read (results.ts); submitResult checks all of it again.
    */
   admitUpload(ref: WorkerRef, leaseId: string, treeId?: string): void {
-    const w = this.workerRegistry.of(ref);
-    const l = this.leases.find(leaseId);
-    const overdue: LeaseInfo[] = [];
-    // a tree's partial (TREE_HEADER) answers leases of the uploader's subtree; submitResult refuses an unknown tree
-    const plan = treeId === undefined ? undefined : this.p2p.tree(treeId);
-    const v = openSlot(w.id, l, this.run, Date.now(), overdue, plan ? (x) => claimable(plan, w.id, x) : undefined);
-    for (const x of overdue) this.leases.expire(x, 'expired');
-    if ('ok' in v) this.refuseResult(w, l, v);
-  }
-
-  /** Counts a refused result (late or rejected) and throws its DomainError. */
-  private refuseResult(w: Worker, l: LeaseInfo, v: Refusal): never {
-    if (v.late) {
-      this.workerRegistry.noteLate(w);
-      this.store.bumpJob(l.jobId, 'late_results');
-    } else {
-      this.workerRegistry.noteRejected(w);
-      this.store.bumpJob(l.jobId, 'rejected_results');
-    }
-    throw new DomainError(v.code, v.detail);
+    this.results.admit(this.workerRegistry.of(ref), leaseId, treeId);
   }
 
   /**
    * Validates a result completely (intake.ts), then (only then) records and
-   * aggregates it. A refusal throws DomainError and changes nothing but the
-   * rejected / late counters and the expiry of overdue leases.
+   * aggregates it (results.ts). A refusal throws DomainError and changes
+   * nothing but the rejected / late counters and the expiry of overdue leases.
    */
   submitResult(ref: WorkerRef, leaseId: string, body: Uint8Array, treeId?: string): ResultAck {
-    const w = this.workerRegistry.of(ref);
-    const l = this.leases.find(leaseId);
-    const run = this.run;
-    const tStart = performance.now();
-    // A tree's partial sum (TREE_HEADER): it may answer leases of the uploader's strict descendants in that tree only.
-    const plan = this.trees.treeOf(treeId, w, l.jobId);
-    const v = validateResult({
-      ...(plan ? { owns: (x: LeaseInfo) => claimable(plan, w.id, x) } : {}),
-      workerId: w.id,
-      lease: l,
-      lookup: (id) => this.leases.get(id),
-      run,
-      body,
-      normBoundPerExample: this.opts.normBoundPerExample,
-      now: Date.now(),
-    });
-    for (const x of v.overdue) this.leases.expire(x, 'expired');
-    if (!v.ok) {
-      if (plan) this.trees.reissueClaim(plan, w, body);
-      this.refuseResult(w, l, v);
-    }
-    const { meta, grads, answers } = v;
-    if (plan) this.trees.checkPartial(plan, w, l.jobId, answers, { grads, count: meta.count, loss: meta.loss, correct: meta.correct });
-
-    // Valid. Checked (held until the recomputation's verdict), or counted now.
-    this.perf.validateSeconds += (performance.now() - tStart) / 1000;
-    this.perf.results++;
-    run!.bytesIn += body.length;
-    const sums = { grads, loss: meta.loss, correct: meta.correct, count: meta.count };
-    this.checks.take(run!, w, answers, sums);
-    const ack: ResultAck = { accepted: true, taskId: answers[0]!.slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
-    if (run!.aggregator.complete()) this.completeIteration();
-    return ack;
+    return this.results.submit(this.workerRegistry.of(ref), leaseId, body, treeId);
   }
 
   /** Stops timers, answers long-polls, closes the database. */
