@@ -6,16 +6,23 @@
  * Every admin call carries `Authorization: Bearer <token>`; the token lives
  * in sessionStorage (this tab only). The event stream cannot send headers and
  * passes it as `?token=` (coordinator/API.md).
+ *
+ * About 560 lines: the page's state, its API calls and event stream, the
+ * job's header and stats, and the wiring of every control, which share that
+ * state; the drawing lives in admin-charts.ts (uPlot), admin-confusion.ts
+ * and admin-workers.ts, the new-job form in admin-form.ts.
  */
 import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../core/protocol/index.ts';
 import { describeTraining } from '../../core/model/training.ts';
 import { decodeSafetensors } from '../../core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
-import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
+import { formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
 import type { JobSummary, WorkerView as WorkerRow } from '../../core/protocol/index.ts';
 import { renderCharts, resizeCharts, type EvaluationPoint, type XMode } from './admin-charts.ts';
+import { drawConfusion } from './admin-confusion.ts';
 import { $ } from './admin-dom.ts';
 import { clearFormErrors, fillFormDefaults, issuesOf, readJobForm, showFormErrors, type JobFormElements } from './admin-form.ts';
+import { workerRows } from './admin-workers.ts';
 
 const TOKEN_KEY = 'tessera.adminToken';
 
@@ -498,42 +505,7 @@ async function refreshFilters(): Promise<void> {
 }
 
 function renderConfusion(ev: EvaluationPoint | null): void {
-  const m = ev?.confusion;
-  if (!ev || !m) {
-    ui.confusion.innerHTML = '<p class="muted">No test evaluation yet.</p>';
-    ui.confusionCaption.textContent = '';
-    return;
-  }
-  const K = Math.round(Math.sqrt(m.length));
-  let max = 1;
-  for (let a = 0; a < K; a++) for (let p = 0; p < K; p++) if (a !== p) max = Math.max(max, m[a * K + p]!);
-  const table = document.createElement('table');
-  table.className = 'confusion';
-  const head = table.insertRow();
-  head.insertCell().outerHTML = '<th class="axis">true ↓ / predicted →</th>';
-  for (let p = 0; p < K; p++) head.insertCell().outerHTML = `<th>${p}</th>`;
-  for (let a = 0; a < K; a++) {
-    const row = table.insertRow();
-    row.insertCell().outerHTML = `<th>${a}</th>`;
-    let total = 0;
-    for (let p = 0; p < K; p++) total += m[a * K + p]!;
-    for (let p = 0; p < K; p++) {
-      const v = m[a * K + p]!;
-      const td = row.insertCell();
-      td.textContent = v ? String(v) : '';
-      if (a === p) {
-        const s = total ? v / total : 0;
-        td.style.background = `rgba(31, 157, 85, ${0.15 + 0.6 * s})`;
-        td.style.color = s > 0.6 ? '#fff' : '';
-      } else if (v) {
-        td.style.background = `rgba(214, 69, 69, ${0.08 + 0.75 * (v / max)})`;
-        td.style.color = v / max > 0.6 ? '#fff' : '';
-      }
-      td.title = `true ${a}, predicted ${p}: ${v}`;
-    }
-  }
-  ui.confusion.replaceChildren(table);
-  ui.confusionCaption.textContent = `· iteration ${ev.iteration}, test error ${(ev.testError * 100).toFixed(2)}%`;
+  drawConfusion(ui.confusion, ui.confusionCaption, ev);
 }
 
 // ---------------------------------------------------------------- workers
@@ -548,66 +520,9 @@ async function refreshWorkers(): Promise<void> {
 }
 
 function renderWorkers(): void {
-  const now = Date.now();
-  const rows = [...view.workers].sort((a, b) => Number(b.state === 'active') - Number(a.state === 'active') || b.lastSeen - a.lastSeen);
-  ui.workersBody.replaceChildren(
-    ...rows.map((w) => {
-      const tr = document.createElement('tr');
-      tr.dataset.worker = w.id;
-      tr.dataset.runtime = w.runtime;
-      const cells: [string, string?][] = [
-        [w.name],
-        [w.state],
-        [w.runtime],
-        [w.backend],
-        [w.adapter, 'adapter'],
-        [formatCount(w.tasksDone), 'num'],
-        [formatRate(w.examplesPerSecond), 'num'],
-        [formatBytes(w.bytesUp), 'num'],
-        [formatBytes(w.bytesDown), 'num'],
-        [String(w.rejected), 'num'],
-        [String(w.late), 'num'],
-        [formatAgo(w.lastSeen, now)],
-        [trustLabel(w), 'trust'],
-        [w.trust ? `${w.trust.checked} · ${w.trust.agreed} · ${w.trust.failed}` : '—', 'num'],
-      ];
-      for (const [text, cls] of cells) {
-        const td = tr.insertCell();
-        td.textContent = text;
-        if (cls) td.className = cls;
-        if (cls === 'adapter') td.title = text;
-      }
-      const badge = document.createElement('span');
-      badge.className = `badge ${w.state === 'active' ? 'good' : w.state === 'lost' ? 'warn' : ''}`;
-      badge.textContent = w.state;
-      tr.cells[1]!.replaceChildren(badge);
-      if (w.trust) {
-        const tb = document.createElement('span');
-        tb.className = `badge ${w.trust.banned ? 'bad' : w.trust.checkProbability < 1 ? 'good' : 'warn'}`;
-        tb.textContent = trustLabel(w);
-        tb.title = w.trust.banned ? (w.trust.banReason ?? 'banned') : `source ${w.trust.source}; next result checked with probability ${w.trust.checkProbability.toFixed(2)}`;
-        tr.cells[12]!.replaceChildren(tb);
-        const act = document.createElement('button');
-        act.type = 'button';
-        act.className = 'small';
-        act.textContent = w.trust.banned ? 'lift ban' : 'ban';
-        act.addEventListener('click', () => void banOrLift(w));
-        tr.insertCell().append(act);
-      } else tr.insertCell();
-      return tr;
-    }),
-  );
+  ui.workersBody.replaceChildren(...workerRows(view.workers, Date.now(), (w) => void banOrLift(w)));
   const active = view.workers.filter((w) => w.state === 'active').length;
   ui.workersCaption.textContent = `· ${active} active of ${view.workers.length}`;
-}
-
-/** probation (checked on every result), trusted (sampled), marked (failed a check), banned */
-function trustLabel(w: WorkerRow): string {
-  const t = w.trust;
-  if (!t) return '—';
-  if (t.banned) return 'banned';
-  if (t.checkProbability < 1) return t.marked ? 'trusted, marked' : 'trusted';
-  return t.marked ? 'probation, marked' : 'probation';
 }
 
 async function banOrLift(w: WorkerRow): Promise<void> {
