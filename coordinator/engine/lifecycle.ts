@@ -17,7 +17,9 @@ import { checkpointName, loadCheckpoint } from './checkpoint.ts';
 import { DomainError } from './errors.ts';
 import type { LeaseBook, NoLeaseReason } from './leasing.ts';
 import type { P2PRounds } from './p2p-rounds.ts';
-import { applyUpdate, closeRun, openRun, publishIteration, publishWeights, resultLimit, unevaluatedPhaseEnds, type ActiveRun, type Checkpointer, type Evaluator, type Perf, type RunOptions } from './run.ts';
+import type { Checkpointer } from './checkpointer.ts';
+import { unevaluatedPhaseEnds, type Evaluator } from './evaluations.ts';
+import { applyUpdate, closeRun, openRun, publishIteration, publishWeights, resultLimit, type ActiveRun, type Perf, type RunOptions } from './run.ts';
 import type { JobRow, Store } from './store.ts';
 import { jobRow } from './views.ts';
 
