@@ -9,7 +9,7 @@
  * Only web-standard APIs: fetch, crypto.subtle, setTimeout, AbortController.
  * The cache, the options and events, and the HTTP helpers are in files of
  * their own beside this one; GridWorker, one state machine, stays whole here
- * (about 440 lines).
+ * (about 450 lines of the file's 500).
  */
 import { tensorShapes, type Params } from '../../core/model/params.ts';
 import {

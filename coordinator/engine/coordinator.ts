@@ -1,10 +1,13 @@
 /**
  * The coordinator's engine, free of HTTP, wired from its parts: the blobs
- * (blobs.ts), the workers (workers.ts), the lease book (leasing.ts), result
- * intake (intake.ts), a job's run (run.ts), the views (views.ts) and the
- * SQLite ledger (store.ts). coordinator/http/ maps HTTP onto it; tests may
- * call it directly. Every refusal is a DomainError (an error code and a
- * detail); no method takes or returns an HTTP object or a database row.
+ * (blobs.ts), the workers (workers.ts), the lease book (leasing.ts), a job's
+ * life in memory (lifecycle.ts, run.ts), a result from upload to ledger
+ * (results.ts, intake.ts), the checks by recomputation (checking.ts, the
+ * glue to coordinator/trust/), peer-to-peer trees (p2p-rounds.ts,
+ * p2p-wiring.ts), the views (views.ts) and the SQLite ledger (store.ts).
+ * coordinator/http/ maps HTTP onto it; tests may call it directly. Every
+ * refusal is a DomainError (an error code and a detail); no method takes or
+ * returns an HTTP object or a database row.
  *
  * One iteration (synchronous, as in Spark): weights of version t are
  * published as a blob; one task per partition is created; each task is
@@ -14,20 +17,17 @@
  *
  * Everything between reading a request body and answering runs without an
  * await, so no two results interleave inside validation or aggregation.
-
  *
- * About 600 lines: this is the engine's whole public API (some forty
- * methods), most of them a few lines that hand over to one of the parts,
- * plus the hold-and-check of sampled results (countResult, holdForCheck,
- * discardResult: the ledger side of coordinator/trust/verifier.ts), which
- * could move into a part of its own.
+ * About 450 lines: this is the engine's whole public API (some forty
+ * methods, most of them a few lines that hand over to one of the parts)
+ * and the wiring of the parts; what they do lives in the parts.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseJobConfig, type JobConfig } from '../../core/model/config.ts';
 import { initParams, tensorShapes, type Params } from '../../core/model/params.ts';
-import { phaseName, TrainingPlan } from '../../core/model/plan.ts';
+import { TrainingPlan } from '../../core/model/plan.ts';
 import {
   encodeWeights,
   type HeartbeatRequest,
@@ -46,38 +46,34 @@ import {
   type JoinRequest,
   type JoinResponse,
   type RoundResponse,
-  P2P_PATHS,
-  PEERJS_KEY,
-  decodeSketchReport,
-  ProtocolError,
 } from '../../core/protocol/index.ts';
 import type { ReceiveSlot } from '../aggregate/index.ts';
 import { BlobStore, type Blob } from './blobs.ts';
-import { checkpointName, loadCheckpoint } from './checkpoint.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { ResultChecks } from './checking.ts';
 import { dataFitIssues } from './data-fit.ts';
 import { DomainError } from './errors.ts';
 import { EventBus } from './events.ts';
-import { openSlot, validateResult, type LeaseInfo, type Refusal } from './intake.ts';
-import { parseSafetensors } from '../../core/safetensors.ts';
-import { LeaseBook, type NoLeaseReason } from './leasing.ts';
-import { checkPartial, claimable } from './p2p-plan.ts';
+import { LeaseBook } from './leasing.ts';
 import { P2PRounds } from './p2p-rounds.ts';
+import { Lifecycle } from './lifecycle.ts';
+import { P2PWiring } from './p2p-wiring.ts';
+import { ResultDesk } from './results.ts';
 import { withDefaults, type CoordinatorOptions, type ResolvedOptions } from './options.ts';
 import { JobMode } from './modes.ts';
-import { applyUpdate, Checkpointer, closeRun, Evaluator, openRun, publishIteration, publishWeights, resultLimit, unevaluatedPhaseEnds, type ActiveRun, type Perf } from './run.ts';
-import { Store, type JobRow } from './store.ts';
+import { Checkpointer } from './checkpointer.ts';
+import { Evaluator } from './evaluations.ts';
+import type { ActiveRun, Perf } from './run.ts';
+import { Store } from './store.ts';
 import { jobMetrics, jobRow, jobSummary, publicStatus } from './views.ts';
-import { WorkerRegistry, type Worker, type WorkerRef } from './workers.ts';
+import { WorkerRegistry, type WorkerRef } from './workers.ts';
 import { sourceOf } from '../trust/reputation.ts';
 import { Verifier } from '../trust/verifier.ts';
-import type { Answered } from './intake.ts';
-import type { Sums } from '../aggregate/index.ts';
-import { batchFromPartition } from '../../core/task.ts';
-import { sampleRange } from '../../core/rng.ts';
 
 export type { CoordinatorOptions } from './options.ts';
 export type { TrainTestData } from './run.ts';
 export type { WorkerRef } from './workers.ts';
+export { checkable } from './checking.ts';
 
 export class Coordinator {
   readonly store: Store;
@@ -92,11 +88,15 @@ export class Coordinator {
   private readonly evaluations: Evaluator;
   /** checks results by recomputation (coordinator/trust/); null without a backend to recompute on */
   readonly verifier: Verifier | null;
-  /** peer-to-peer trees among tabs (p2p-rounds.ts) */
+  /** peer-to-peer trees among tabs (p2p-rounds.ts), and their wiring to the ledger (p2p-wiring.ts) */
   private readonly p2p: P2PRounds;
-  private run: ActiveRun | null = null;
-  /** for the active job, or the last one, so late results of a job that just ended still get `lease-expired` rather than `body-too-large` */
-  private resultLimit = resultLimit(null);
+  private readonly trees: P2PWiring;
+  /** counts valid results, or holds them for a check by recomputation (checking.ts) */
+  private readonly checks: ResultChecks;
+  /** a result from upload to ledger (results.ts) */
+  private readonly results: ResultDesk;
+  /** the active job's run, from activation to its end (lifecycle.ts) */
+  private readonly life: Lifecycle;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
 
@@ -109,20 +109,13 @@ export class Coordinator {
     const log = (msg: string): void => this.opts.log?.(msg);
     const checkBackend = opts.trust?.backend ?? opts.evalBackend;
     this.verifier = checkBackend ? new Verifier({ policy: opts.trust?.policy, tolerance: opts.trust?.tolerance, random: opts.trust?.random, backend: checkBackend }) : null;
-    const verifier = this.verifier;
     this.workerRegistry = new WorkerRegistry(
       this.store,
       emit,
       (hash) => this.run?.partitions.some((p) => p.hash === hash) ?? false,
-      verifier && {
-        banned: (id) => {
-          const r = verifier.reputation.record(id);
-          return r?.banned ? (r.banReason ?? 'banned') : null;
-        },
-        view: (id) => this.trustOf(id),
-      },
+      this.verifier && { banned: (id) => this.checks.banned(id), view: (id) => this.checks.trustOf(id) },
     );
-    this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.idleReason() }, {
+    this.leases = new LeaseBook(this.store, this.workerRegistry, { run: () => this.run, idleReason: () => this.life.idleReason() }, {
       leaseTimeoutMs: this.opts.leaseTimeoutMs,
       maxLeaseWaitMs: this.opts.maxLeaseWaitMs,
       maxLeasesPerWorker: this.opts.maxLeasesPerWorker,
@@ -131,9 +124,14 @@ export class Coordinator {
     this.checkpoints = new Checkpointer(this.opts.dataDir, this.opts.keepCheckpoints, this.store, emit, log, this.perf, this.opts.evalBackend !== undefined);
     this.evaluations = new Evaluator(this.opts.evalBackend, this.store, emit, log);
     this.p2p = new P2PRounds(
-      { run: () => this.run, idleReason: () => this.idleReason(), lease: (w, cached, k) => this.leases.lease(w, cached, 0, k) },
+      { run: () => this.run, idleReason: () => this.life.idleReason(), lease: (w, cached, k) => this.leases.lease(w, cached, 0, k) },
       this.opts.p2p,
     );
+    this.life = new Lifecycle({ store: this.store, blobs: this.blobs, leases: this.leases, rounds: this.p2p, checkpoints: this.checkpoints, evaluations: this.evaluations, perf: this.perf, runOptions: opts, evaluating: opts.evalBackend !== undefined, emit, log });
+    const parts = { store: this.store, leases: this.leases, workers: this.workerRegistry, log };
+    this.trees = new P2PWiring({ ...parts, rounds: this.p2p, maxWaitMs: this.opts.maxLeaseWaitMs });
+    this.checks = new ResultChecks({ ...parts, perf: this.perf, run: () => this.run, closed: () => this.closed, completeIteration: () => this.life.completeIteration() }, this.verifier);
+    this.results = new ResultDesk({ ...parts, rounds: this.p2p, trees: this.trees, checks: this.checks, perf: this.perf, normBoundPerExample: opts.normBoundPerExample, run: () => this.run, completeIteration: () => this.life.completeIteration() });
   }
 
   /** Opens the data folder and resumes a job that was running or paused when the process died. */
@@ -141,7 +139,7 @@ export class Coordinator {
     const c = new Coordinator(opts);
     const live = c.store.jobs().find((j) => j.state === 'running' || j.state === 'paused');
     try {
-      if (live) await c.resume(live);
+      if (live) await c.life.resume(live);
     } catch (e) {
       c.store.close(); // nothing stays open when the data folder cannot be resumed
       throw e;
@@ -152,13 +150,17 @@ export class Coordinator {
     return c;
   }
 
+  private get run(): ActiveRun | null {
+    return this.life.run;
+  }
+
   get heartbeatMs(): number {
     return this.opts.heartbeatMs;
   }
 
   /** Largest result body accepted: the model's full gradient plus header slack. */
   get maxResultBytes(): number {
-    return this.resultLimit;
+    return this.life.resultLimit;
   }
 
   get uploadTimeoutMs(): number {
@@ -228,7 +230,7 @@ export class Coordinator {
         if (this.run) conflict(`job ${this.run.id} is active; pause does not free the grid, cancel it first`);
         this.store.updateJob(id, { state: 'running', started_at: Date.now() });
         try {
-          await this.activate(jobRow(this.store, id), false);
+          await this.life.activate(jobRow(this.store, id), false);
         } catch (e) {
           // e.g. the job does not fit the data any more (`conflict`): it stays created
           this.store.updateJob(id, { state: 'created', started_at: null });
@@ -246,7 +248,7 @@ export class Coordinator {
         break;
       case 'cancel':
         if (j.state === 'done' || j.state === 'cancelled' || j.state === 'failed') conflict('it has finished');
-        if (this.run?.id === id) this.deactivate();
+        if (this.run?.id === id) this.life.deactivate();
         this.store.updateJob(id, { state: 'cancelled', finished_at: Date.now() });
         this.emit({ type: 'job', jobId: id, state: 'cancelled' });
         this.leases.pump();
@@ -260,130 +262,13 @@ export class Coordinator {
     this.emit({ type: 'job', jobId: id, state });
   }
 
-  /**
-   * Resumes the job that was running or paused when the process died. A job
-   * that can no longer run (its config does not fit the data) goes to
-   * `failed` with the reason, and the coordinator serves on; a data set that
-   * cannot be read is the operator's to fix, and the error goes up.
-   */
-  private async resume(j: JobRow): Promise<void> {
-    try {
-      await this.activate(j, true);
-    } catch (e) {
-      if (!(e instanceof DomainError)) throw e;
-      this.store.updateJob(j.id, { state: 'failed', error: e.detail, finished_at: Date.now() });
-      this.emit({ type: 'job', jobId: j.id, state: 'failed' });
-      this.log(`job ${j.id} failed: ${e.detail}`);
-    }
-  }
-
-  /** Loads a job into memory and publishes its current iteration. */
-  private async activate(j: JobRow, recovering: boolean): Promise<void> {
-    const cfg = JSON.parse(j.config) as JobConfig;
-    const run = await openRun(j, cfg, this.blobs, this.opts);
-    this.resultLimit = resultLimit(cfg);
-    if (recovering) {
-      const dropped = this.store.dropFrom(j.id, run.iteration);
-      this.log(`job ${j.id}: resuming at iteration ${run.iteration} from ${j.checkpoint_path ?? 'the seed'} (was at ${j.iteration}; dropped ${dropped.tasks} tasks, ${dropped.leases} leases after the checkpoint)`);
-      this.evaluateMissed(run);
-    }
-    if (cfg.verification === 'verified' && !checkable(cfg)) this.log(`job ${j.id}: its training mode's results are not checked by recomputation yet (only synchronous float32 jobs are); counted unchecked`);
-    this.run = run;
-    this.store.updateJob(j.id, { iteration: run.iteration });
-    if (run.iteration >= run.mode.total) {
-      this.finishJob();
-      return;
-    }
-    this.startIteration();
-    this.emit({ type: 'job', jobId: j.id, state: jobRow(this.store, j.id).state });
-  }
-
-  /**
-   * A crash between a phase-ending (or the final) update and its evaluation
-   * lost the evaluation: evaluate now, from the checkpoint written right
-   * after that update (kept until then, Checkpointer). Evaluations already
-   * recorded are not repeated, so restarts are idempotent; the job becomes
-   * done only after these (finishJob chains after them).
-   */
-  private evaluateMissed(run: ActiveRun): void {
-    for (const e of unevaluatedPhaseEnds(run, this.store, this.opts.evalBackend !== undefined)) {
-      const path = join(this.checkpoints.dirOf(run.id), checkpointName(e.iteration + 1));
-      if (!existsSync(path)) {
-        this.log(`job ${run.id}: the evaluation after iteration ${e.iteration} (${e.phase}) was lost and its checkpoint is gone; it stays missing`);
-        continue;
-      }
-      this.log(`job ${run.id}: evaluating iteration ${e.iteration} (${e.phase}) again from ${path}: the process stopped before its evaluation was stored`);
-      this.evaluations.schedule(run, e.iteration, e.phase, loadCheckpoint(path, run.cfg).params);
-    }
-  }
-
-  private deactivate(): void {
-    const run = this.run;
-    if (!run) return;
-    this.leases.endJob(run.id);
-    closeRun(run, this.blobs);
-    this.run = null;
-  }
-
-  /** Creates the tasks of step t (publishing its weights when completeIteration has not). */
-  private startIteration(): void {
-    const run = this.run!;
-    const it = publishIteration(run, this.blobs, this.store, this.perf);
-    if (it.phaseStart) this.emit({ type: 'phase', jobId: run.id, phase: phaseName(it.phase), iteration: run.iteration });
-    this.leases.forgetBefore(run.id, run.iteration);
-    this.leases.pump();
-    this.p2p.forgetBefore(run.id, run.iteration);
-  }
-
-  /** Applies the update once coverage is complete; records metrics; checkpoints; moves on. */
-  private completeIteration(): void {
-    const run = this.run!;
-    const { row, it, done } = applyUpdate(run, this.store, this.perf);
-    // The next version, before the checkpoint keeps it and the evaluation reads the (at a phase end, snapped)
-    // weights; with a training config also after the last step, as the in-process trainer does.
-    if (!done || run.mode.training) publishWeights(run, this.blobs, this.perf, it);
-    this.emit({ type: 'iteration', jobId: run.id, metrics: row });
-    if (it.phaseEnd || done || run.iteration % run.cfg.checkpointEvery === 0) this.checkpoints.tryWrite(run);
-    if (it.phaseEnd || done) this.evaluations.schedule(run, row.iteration, row.phase);
-    if (done) {
-      this.finishJob();
-      return;
-    }
-    this.startIteration();
-  }
-
-  private finishJob(): void {
-    const id = this.run!.id;
-    // The job is done once its final evaluation is recorded.
-    this.evaluations.then(() => {
-      this.store.updateJob(id, { state: 'done', finished_at: Date.now() });
-      this.emit({ type: 'job', jobId: id, state: 'done' });
-      if (this.run?.id === id) this.deactivate();
-      this.leases.pump();
-    });
-    this.leases.pump();
-  }
-
-  /** No task to lease now, why; null when the active run has tasks to give. */
-  private idleReason(): NoLeaseReason | null {
-    const run = this.run;
-    if (!run) return this.store.jobs().some((j) => j.state === 'done') ? 'done' : 'no-job';
-    if (this.store.job(run.id)!.state === 'paused') return 'paused';
-    if (run.iteration >= run.mode.total || !run.it) return 'done';
-    return null;
-  }
-
   /** Resolves when pending evaluations (and the job's completion) are recorded. */
   idle(): Promise<void> {
     return this.evaluations.idle();
   }
 
   summary(id: string): JobSummary {
-    return jobSummary(this.store, id, this.run?.id === id ? this.run : null, (cfg) => {
-      const f = this.verifier?.figuresOf(id) ?? { checks: 0, failures: 0, checkedExamples: 0, acceptedExamples: 0, checkSeconds: 0 };
-      const verification = this.verifier && checkable(cfg) ? (cfg.verification ?? 'off') : 'off';
-      return { verification, aggregation: cfg.aggregation ?? 'sum', ...f, overhead: f.acceptedExamples ? f.checkedExamples / f.acceptedExamples : 0 };
-    });
+    return jobSummary(this.store, id, this.run?.id === id ? this.run : null, (cfg) => this.checks.figures(id, cfg));
   }
 
   jobs(): JobSummary[] {
@@ -464,41 +349,25 @@ export class Coordinator {
     this.workerRegistry.markLeft(w);
     this.p2p.leave(w);
     this.leases.releaseWorker(w, 'returned');
-    this.expireOrphans(w);
+    this.trees.expireOrphans(w);
   }
 
   workers(): WorkerView[] {
     return this.workerRegistry.views();
   }
 
-  private trustOf(workerId: string): WorkerView['trust'] {
-    const rec = this.verifier?.reputation.record(workerId);
-    if (!rec) return null;
-    const { workerId: _id, ...rest } = rec;
-    const kind = this.run?.it ? phaseName(this.run.it.phase) : undefined;
-    return { ...rest, consecutiveBy: { ...rest.consecutiveBy }, checkProbability: this.verifier!.reputation.checkProbability(workerId, kind) };
-  }
-
   /** The admin bans a worker: its token answers `banned`, its leases go back to the pool. */
   banWorker(workerId: string, reason = 'banned by the admin'): WorkerView {
     const w = this.workerRegistry.byIdOr404(workerId);
-    this.requireVerifier().reputation.ban(w.id, Date.now(), reason);
-    this.leases.releaseWorker(w, 'returned');
-    this.log(`worker ${w.id} banned: ${reason}`);
+    this.checks.ban(w, reason);
     return this.workers().find((x) => x.id === w.id)!;
   }
 
   /** The admin lifts a ban: the worker starts its probation again (checked on every result). */
   liftBan(workerId: string): WorkerView {
     const w = this.workerRegistry.byIdOr404(workerId);
-    this.requireVerifier().reputation.lift(w.id);
-    this.log(`worker ${w.id}: ban lifted`);
+    this.checks.lift(w);
     return this.workers().find((x) => x.id === w.id)!;
-  }
-
-  private requireVerifier(): Verifier {
-    if (!this.verifier) throw new DomainError('conflict', 'this coordinator checks no results (no backend to recompute on), so it keeps no trust records');
-    return this.verifier;
   }
 
   // ---------------------------------------------------------------- leasing
@@ -522,7 +391,7 @@ export class Coordinator {
     this.leases.sweep(now);
     for (const w of this.workerRegistry.sweepSilent(now, this.opts.workerTimeoutMs, this.opts.workerRetentionMs)) {
       this.leases.releaseWorker(w, 'expired');
-      this.expireOrphans(w);
+      this.trees.expireOrphans(w);
     }
     this.p2p.pump(); // tasks that came free go to tabs waiting for a role too
   }
@@ -531,26 +400,17 @@ export class Coordinator {
 
   /** A tab takes part in trees (or stops, with webrtc false); answers the ICE servers and the signalling path. */
   p2pJoin(ref: WorkerRef, req: JoinRequest): JoinResponse {
-    this.p2p.join(this.workerRegistry.of(ref), req);
-    return { ok: true, iceServers: this.opts.p2p.iceServers, peerjsPath: P2P_PATHS.peerjs, peerjsKey: PEERJS_KEY };
+    return this.trees.join(this.workerRegistry.of(ref), req);
   }
 
   /** A role in a tree of the current iteration with the tab's leases, after a long-poll of up to waitMs, or why there is none. */
   p2pRound(ref: WorkerRef, cached: readonly string[] | undefined, waitMs: number): Promise<RoundResponse> {
-    return this.p2p.round(this.workerRegistry.of(ref), cached, Math.min(Math.max(0, waitMs), this.opts.maxLeaseWaitMs));
+    return this.trees.round(this.workerRegistry.of(ref), cached, waitMs);
   }
 
   /** A leaf's sketch report (core/protocol/sketch.ts, binary): kept for the check of the partial that covers it. */
   p2pReport(ref: WorkerRef, body: Uint8Array): void {
-    const w = this.workerRegistry.of(ref);
-    let r;
-    try {
-      r = decodeSketchReport(body);
-    } catch (e) {
-      if (e instanceof ProtocolError) throw new DomainError(e.code, e.message);
-      throw e;
-    }
-    this.p2p.report(w, r);
+    this.trees.report(this.workerRegistry.of(ref), body);
   }
 
   /** Is this worker a peer-to-peer member (the signalling server lets members only take a peer id)? */
@@ -562,210 +422,19 @@ export class Coordinator {
 
   /**
    * The checks an upload's URL and headers allow, before a byte of its body
-   * is read or an intake slot is taken: the lease exists (`unknown-lease`),
-   * is this worker's (`foreign-lease`), is not answered (`duplicate-result`)
-   * and is open (`lease-expired`). Refusals count as submitResult's do.
-   * submitResult checks all of it again once the body has arrived.
+   * is read (results.ts); submitResult checks all of it again.
    */
   admitUpload(ref: WorkerRef, leaseId: string, treeId?: string): void {
-    const w = this.workerRegistry.of(ref);
-    const l = this.leases.find(leaseId);
-    const overdue: LeaseInfo[] = [];
-    // a tree's partial (TREE_HEADER) answers leases of the uploader's subtree; submitResult refuses an unknown tree
-    const plan = treeId === undefined ? undefined : this.p2p.tree(treeId);
-    const v = openSlot(w.id, l, this.run, Date.now(), overdue, plan ? (x) => claimable(plan, w.id, x) : undefined);
-    for (const x of overdue) this.leases.expire(x, 'expired');
-    if ('ok' in v) this.refuseResult(w, l, v);
-  }
-
-  /** Counts a refused result (late or rejected) and throws its DomainError. */
-  private refuseResult(w: Worker, l: LeaseInfo, v: Refusal): never {
-    if (v.late) {
-      this.workerRegistry.noteLate(w);
-      this.store.bumpJob(l.jobId, 'late_results');
-    } else {
-      this.workerRegistry.noteRejected(w);
-      this.store.bumpJob(l.jobId, 'rejected_results');
-    }
-    throw new DomainError(v.code, v.detail);
+    this.results.admit(this.workerRegistry.of(ref), leaseId, treeId);
   }
 
   /**
    * Validates a result completely (intake.ts), then (only then) records and
-   * aggregates it. A refusal throws DomainError and changes nothing but the
-   * rejected / late counters and the expiry of overdue leases.
+   * aggregates it (results.ts). A refusal throws DomainError and changes
+   * nothing but the rejected / late counters and the expiry of overdue leases.
    */
   submitResult(ref: WorkerRef, leaseId: string, body: Uint8Array, treeId?: string): ResultAck {
-    const w = this.workerRegistry.of(ref);
-    const l = this.leases.find(leaseId);
-    const run = this.run;
-    const tStart = performance.now();
-    // A tree's partial sum (TREE_HEADER): it may answer leases of the uploader's strict descendants in that tree only.
-    const plan = treeId === undefined ? undefined : this.p2p.tree(treeId);
-    if (treeId !== undefined && !plan) {
-      this.workerRegistry.noteRejected(w);
-      this.store.bumpJob(l.jobId, 'rejected_results');
-      throw new DomainError('coverage-claim', `no tree ${treeId} in the current iteration: upload the result without the tree header`);
-    }
-    const v = validateResult({
-      ...(plan ? { owns: (x: LeaseInfo) => claimable(plan, w.id, x) } : {}),
-      workerId: w.id,
-      lease: l,
-      lookup: (id) => this.leases.get(id),
-      run,
-      body,
-      normBoundPerExample: this.opts.normBoundPerExample,
-      now: Date.now(),
-    });
-    for (const x of v.overdue) this.leases.expire(x, 'expired');
-    if (!v.ok) {
-      if (plan) this.reissueClaim(plan, w, body);
-      this.refuseResult(w, l, v);
-    }
-    const { meta, grads, answers } = v;
-    if (plan) {
-      const chk = checkPartial({ plan, uploader: w.id, claimed: answers.map((x) => x.lease), reports: this.p2p.reportsOf(plan.id), grads: grads.values(), count: meta.count, loss: meta.loss, correct: meta.correct });
-      if (!chk.ok) {
-        this.workerRegistry.noteRejected(w); // the node that forwarded it: its record shows the refusal
-        this.store.bumpJob(l.jobId, 'rejected_results');
-        for (const x of answers) this.leases.expire(x.lease, 'expired');
-        this.p2p.pump();
-        this.log(`partial of tree ${plan.id} from worker ${w.id} refused (${chk.code}): ${chk.detail}; its ${answers.length} tasks are re-issued`);
-        throw new DomainError(chk.code, chk.detail);
-      }
-    }
-
-    // Valid. Checked (held until the recomputation's verdict), or counted now.
-    this.perf.validateSeconds += (performance.now() - tStart) / 1000;
-    this.perf.results++;
-    run!.bytesIn += body.length;
-    const sums = { grads, loss: meta.loss, correct: meta.correct, count: meta.count };
-    if (run!.cfg.verification === 'verified' && checkable(run!.cfg) && this.verifier?.shouldCheck(w.id, run!.it!.phase)) this.holdForCheck(run!, w, answers, sums);
-    else this.countResult(run!, w, answers, sums);
-    const ack: ResultAck = { accepted: true, taskId: answers[0]!.slot.id, iteration: l.iteration, covered: run!.aggregator.covered, of: run!.aggregator.expected };
-    if (run!.aggregator.complete()) this.completeIteration();
-    return ack;
-  }
-
-  /** Adds a valid result to the aggregation (by its worker, for the robust rules) and records its tasks done. */
-  private countResult(run: ActiveRun, w: Worker, answers: readonly Answered[], sums: Sums): void {
-    const tAgg = performance.now();
-    const summedBefore = run.aggregator.bytesSummed;
-    const taskIds = answers.map((x) => x.slot.id);
-    const outcome = run.aggregator.add(taskIds, sums, w.id);
-    this.perf.aggregateSeconds += (performance.now() - tAgg) / 1000;
-    this.perf.aggregateBytes += run.aggregator.bytesSummed - summedBefore;
-    if (outcome !== 'added') throw new Error(`aggregator refused tasks ${taskIds.join(', ')} (${outcome}) although the ledger had them open`);
-    const now = Date.now();
-    for (const x of answers) {
-      x.lease.state = 'done';
-      x.slot.state = 'done';
-    }
-    this.verifier?.counted(run.id, sums.count);
-    this.store.tx(() => {
-      for (const x of answers) {
-        this.store.closeLease(x.lease.id, 'done', now);
-        this.store.updateTask(x.slot.id, { state: 'done', done_at: now });
-      }
-      this.workerRegistry.noteDone(w, answers.length, sums.count, now);
-    });
-  }
-
-  /**
-   * Holds a valid result out of the aggregation (its tasks 'checking', its
-   * leases answered; its tensors copied out of the receive slot) while the
-   * coordinator recomputes its tasks; then counts it (agreed) or discards
-   * it and re-issues its tasks to other workers (failed: the worker's
-   * record is reset and marked, its source struck, maybe a ban).
-   */
-  private holdForCheck(run: ActiveRun, w: Worker, answers: readonly Answered[], sums: Sums): void {
-    const held: Sums = { ...sums, grads: new Map([...sums.grads].map(([n, g]) => [n, g.slice()])) };
-    const iteration = run.iteration;
-    const it = run.it!;
-    const now = Date.now();
-    for (const x of answers) {
-      x.lease.state = 'done';
-      x.slot.state = 'checking';
-    }
-    this.store.tx(() => {
-      for (const x of answers) {
-        this.store.closeLease(x.lease.id, 'done', now);
-        this.store.updateTask(x.slot.id, { state: 'checking' });
-      }
-    });
-    const batches = answers.map((x) => {
-      const part = run.data[x.slot.partition]!;
-      return batchFromPartition(part, sampleRange(run.cfg.seed, iteration, part.lo, part.hi, it.fraction));
-    });
-    const verifier = this.verifier!;
-    const t0 = performance.now();
-    const stillHeld = (): boolean => !this.closed && this.run === run && run.iteration === iteration && answers.every((x) => x.slot.state === 'checking' && x.slot.leaseId === x.lease.id);
-    verifier
-      .recompute(run.cfg, run.params, it.phase, iteration, batches)
-      .then((recomputed) => {
-        if (!stillHeld()) return;
-        const verdict = verifier.judge(run.id, w.id, it.phase, held, recomputed, (performance.now() - t0) / 1000, Date.now());
-        if (verdict.comparison.agree) {
-          this.countResult(run, w, answers, held);
-          if (run.aggregator.complete()) this.completeIteration();
-          return;
-        }
-        this.discardResult(run, w, answers, verdict.comparison.detail);
-        if (verdict.banned) {
-          this.log(`worker ${w.id} banned: ${verdict.record.banReason}`);
-          this.leases.releaseWorker(w, 'returned');
-        }
-      })
-      .catch((e: unknown) => {
-        // the check could not run: count nothing unverified; the tasks go to someone else
-        this.log(`check of ${answers.map((x) => x.slot.id).join(', ')} could not run: ${(e as Error).message}; re-issuing`);
-        if (stillHeld()) this.discardResult(run, null, answers, 'the check could not run');
-      });
-  }
-
-  /** Throws a checked result away: its leases 'discarded' in the ledger, its tasks back to the pool, never again for that worker. */
-  private discardResult(run: ActiveRun, w: Worker | null, answers: readonly Answered[], why: string): void {
-    const now = Date.now();
-    for (const x of answers) {
-      if (w) (x.slot.excluded ??= new Set()).add(w.id);
-      x.lease.state = 'discarded';
-      x.slot.state = 'pending';
-      x.slot.leaseId = null;
-      x.slot.workerId = null;
-    }
-    this.store.tx(() => {
-      for (const x of answers) {
-        this.store.closeLease(x.lease.id, 'discarded', now);
-        this.store.updateTask(x.slot.id, { state: 'pending', lease_id: null, worker_id: null });
-      }
-    });
-    this.log(`result of ${w ? `worker ${w.id}` : 'a worker'} for ${answers.map((x) => x.slot.id).join(', ')} discarded (${why}); re-issuing`);
-    this.leases.pump();
-  }
-
-  /** A tree node is gone: the tasks of its subtrees, whose sums it may have held, are re-issued (a late direct upload of one is refused as late). */
-  private expireOrphans(w: Worker): void {
-    for (const id of this.p2p.orphaned(w)) {
-      const x = this.leases.get(id);
-      if (x?.state === 'active') this.leases.expire(x, 'expired');
-    }
-    this.p2p.pump();
-  }
-
-  /** A refused partial: the leases it names that its subtree still holds go back to the pool now (its leaves' work is lost). */
-  private reissueClaim(plan: NonNullable<ReturnType<P2PRounds['tree']>>, w: WorkerRef, body: Uint8Array): void {
-    let ids: string[] = [];
-    try {
-      const md = parseSafetensors(body, { source: 'result', maxHeaderBytes: 64 * 1024 }).metadata;
-      ids = [md.leaseId ?? '', ...(md.bundle ? md.bundle.split(',') : [])];
-    } catch {
-      return; // malformed: it names nothing
-    }
-    for (const id of ids.slice(0, 64)) {
-      const x = this.leases.get(id);
-      if (x && x.state === 'active' && claimable(plan, w.id, x)) this.leases.expire(x, 'expired');
-    }
-    this.p2p.pump();
+    return this.results.submit(this.workerRegistry.of(ref), leaseId, body, treeId);
   }
 
   /** Stops timers, answers long-polls, closes the database. */
@@ -778,16 +447,4 @@ export class Coordinator {
     await this.verifier?.dispose();
     this.store.close();
   }
-}
-
-/**
- * Whether the coordinator can check this job's results by recomputation:
- * today only synchronous float32 jobs (no `training` config). A job with a
- * training mode (local SGD, compressed results, delta broadcast) computes on
- * its published weights with its own rounding seeds, which the verifier does
- * not reproduce yet, so its results are counted unchecked (its summary says
- * `verification: 'off'`).
- */
-export function checkable(cfg: JobConfig): boolean {
-  return cfg.training === undefined;
 }

@@ -1,28 +1,25 @@
 /**
- * A job's lifecycle in memory, as the engine's coordinator drives it: open
+ * A job's run in memory and its steps, as lifecycle.ts drives them: open
  * (data, partitions, weights from the checkpoint or the seed, the
  * aggregator), publish an iteration (weights blob, one task per partition),
- * apply the update when coverage is complete (metrics), checkpoint, evaluate.
+ * apply the update when coverage is complete (metrics), close. Its
+ * checkpoints are checkpointer.ts's, its evaluations evaluations.ts's.
  * The arithmetic is the in-process trainer's (coordinator/trainer.ts), so the
  * weights agree up to the order of float summation.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import type { ComputeBackend } from '../../core/backend.ts';
+import { existsSync } from 'node:fs';
 import type { Dataset } from '../../core/dataset.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import { MomentumSgd } from '../../core/model/optimizer.ts';
-import { cloneParams, initParams, phaseTensors, tensorShapes, type Params } from '../../core/model/params.ts';
+import { initParams, phaseTensors, tensorShapes, type Params } from '../../core/model/params.ts';
 import { phaseName, TrainingPlan } from '../../core/model/plan.ts';
-import { encodePartition, PARTITION_TYPE, SAFETENSORS_TYPE, type DeltaRef, type IterationMetricsRow, type JobEvent, type Partition } from '../../core/protocol/index.ts';
+import { encodePartition, PARTITION_TYPE, SAFETENSORS_TYPE, type DeltaRef, type IterationMetricsRow, type Partition } from '../../core/protocol/index.ts';
 import { partitionDataset } from '../../datasets/partition.ts';
 import { createAggregator, type Aggregator, type AggregatorKind, type SummerKind } from '../aggregate/index.ts';
-import { evaluate } from '../trainer.ts';
 import type { BlobStore } from './blobs.ts';
-import { checkpointName, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
+import { loadCheckpoint } from './checkpoint.ts';
 import { dataFitIssues } from './data-fit.ts';
 import { DomainError } from './errors.ts';
-import { crashPoint } from './test-crash.ts';
 import { lossBoundPerExample } from './metric-bounds.ts';
 import { JobMode, type Step } from './modes.ts';
 import type { JobRow, Store } from './store.ts';
@@ -326,120 +323,4 @@ export function applyUpdate(run: ActiveRun, store: Store, perf: Perf): { row: It
     store.updateJob(run.id, { iteration: run.iteration });
   });
   return { row, it, done: run.iteration >= run.mode.total };
-}
-
-/** Checkpoint files of the jobs: writes params + velocities atomically and keeps the newest few. */
-export class Checkpointer {
-  constructor(
-    private readonly dataDir: string,
-    private readonly keep: number,
-    private readonly store: Store,
-    private readonly emit: (e: JobEvent) => void,
-    private readonly log: (msg: string) => void,
-    private readonly perf: Perf,
-    /** phase ends get evaluated: their checkpoints stay until the evaluation is recorded (a restart evaluates from them) */
-    private readonly evaluates: boolean,
-  ) {}
-
-  /** A job's checkpoint folder. */
-  dirOf(jobId: string): string {
-    return join(this.dataDir, 'jobs', jobId);
-  }
-
-  /**
-   * A checkpoint that cannot be written (disk full, folder gone) must not stop
-   * the job: the previous checkpoint stays valid (writes are atomic), training
-   * goes on in memory, and the next checkpoint tries again. Counted in
-   * `perf.checkpointFailures` and logged.
-   */
-  tryWrite(run: ActiveRun): void {
-    try {
-      this.write(run);
-    } catch (e) {
-      this.perf.checkpointFailures++;
-      const last = this.store.job(run.id)?.checkpoint_iteration ?? 0;
-      this.log(`checkpoint at iteration ${run.iteration} failed (${(e as Error).message}); training goes on, the last good checkpoint is at iteration ${last}`);
-    }
-  }
-
-  /** Writes params + velocities for the next iteration atomically, then points the job row at it. */
-  private write(run: ActiveRun): void {
-    const dir = this.dirOf(run.id);
-    mkdirSync(dir, { recursive: true });
-    const path = join(dir, checkpointName(run.iteration));
-    const published = run.mode.published;
-    saveCheckpoint(path, { iteration: run.iteration, params: run.params, velocity: run.mode.velocity(run.optimizer), config: run.cfg, ...(published ? { published } : {}) });
-    this.store.updateJob(run.id, { checkpoint_iteration: run.iteration, checkpoint_path: path });
-    this.emit({ type: 'checkpoint', jobId: run.id, iteration: run.iteration });
-    pruneCheckpoints(dir, this.keep, new Set(unevaluatedPhaseEnds(run, this.store, this.evaluates).map((e) => join(dir, checkpointName(e.iteration + 1)))));
-  }
-}
-
-/**
- * The phase ends (the last iteration of a phase) before run.iteration whose
- * evaluation is not recorded: a crash between the update and the evaluation
- * (which runs off the request path) lost them. Their weights are the
- * checkpoint written right after that update (checkpointName(iteration + 1)).
- */
-export function unevaluatedPhaseEnds(run: ActiveRun, store: Store, evaluates: boolean): { iteration: number; phase: string }[] {
-  if (!evaluates || run.test.count === 0) return [];
-  const recorded = new Set(store.evaluations(run.id).map((e) => e.iteration));
-  // in steps: plan iterations, or local-SGD rounds
-  return run.mode.phases()
-    .filter((p) => p.iterations > 0)
-    .map((p) => ({ iteration: p.start + p.iterations - 1, phase: p.phase }))
-    .filter((e) => e.iteration >= 0 && e.iteration + 1 <= run.iteration && !recorded.has(e.iteration));
-}
-
-/** Test-set evaluations, one after another off the request path (they yield between batches). */
-export class Evaluator {
-  private chain: Promise<void> = Promise.resolve();
-  private backend: Promise<ComputeBackend> | null = null;
-  private closed = false;
-
-  constructor(
-    private readonly make: (() => Promise<ComputeBackend>) | undefined,
-    private readonly store: Store,
-    private readonly emit: (e: JobEvent) => void,
-    private readonly log: (msg: string) => void,
-  ) {}
-
-  /** Evaluates a snapshot of the run's weights after `iteration` (or `params`, the weights of then, on a restart). */
-  schedule(run: ActiveRun, iteration: number, phase: string, weights?: Params): void {
-    const make = this.make;
-    if (!make || run.test.count === 0) return;
-    const params = weights ?? cloneParams(run.params);
-    this.chain = this.chain.then(async () => {
-      try {
-        this.backend ??= make();
-        const backend = await this.backend;
-        const ev = await evaluate(backend, run.cfg, params, run.test, 250);
-        if (this.closed) return;
-        crashPoint('before-evaluation', iteration);
-        this.store.insertEvaluation({
-          job_id: run.id, iteration, phase, test_error: ev.error, test_loss: ev.loss, at: Date.now(), confusion: JSON.stringify(Array.from(ev.confusion)),
-        });
-        this.emit({ type: 'evaluation', jobId: run.id, iteration, phase, testError: ev.error, testLoss: ev.loss });
-        this.log(`job ${run.id}: after iteration ${iteration} (${phase}) test error ${(ev.error * 100).toFixed(2)}%`);
-      } catch (e) {
-        this.log(`job ${run.id}: evaluation failed: ${(e as Error).message}`);
-      }
-    });
-  }
-
-  /** Runs fn once the evaluations scheduled so far are recorded. */
-  then(fn: () => void): void {
-    this.chain = this.chain.then(fn);
-  }
-
-  /** Resolves when the evaluations (and what was chained after them) are done. */
-  idle(): Promise<void> {
-    return this.chain;
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.chain.catch(() => undefined);
-    if (this.backend) (await this.backend).dispose();
-  }
 }

@@ -6,27 +6,25 @@
  * Every admin call carries `Authorization: Bearer <token>`; the token lives
  * in sessionStorage (this tab only). The event stream cannot send headers and
  * passes it as `?token=` (coordinator/API.md).
+ *
+ * About 560 lines: the page's state, its API calls and event stream, the
+ * job's header and stats, and the wiring of every control, which share that
+ * state; the drawing lives in admin-charts.ts (uPlot), admin-confusion.ts
+ * and admin-workers.ts, the new-job form in admin-form.ts.
  */
-import uPlot from 'uplot';
-import { PATHS, type ApiError, type FieldIssue, type IterationMetricsRow, type JobAction, type JobEvent } from '../../core/protocol/index.ts';
-import { DEFAULT_JOB } from '../../core/model/config.ts';
-import { describeTraining, SYNC_TRAINING, TRAINING_DEFAULTS, type TrainingConfig } from '../../core/model/training.ts';
+import { PATHS, type ApiError, type IterationMetricsRow, type JobAction, type JobEvent } from '../../core/protocol/index.ts';
+import { describeTraining } from '../../core/model/training.ts';
 import { decodeSafetensors } from '../../core/safetensors.ts';
 import { drawFilters } from '../../client/web/filters.ts';
-import { formatAgo, formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
+import { formatBytes, formatCount, formatDuration, formatRate } from '../../client/web/format.ts';
 import type { JobSummary, WorkerView as WorkerRow } from '../../core/protocol/index.ts';
-import type { Coordinator } from '../engine/coordinator.ts';
-
-/** One test evaluation as the metrics endpoint answers it; each carries its confusion matrix (K x K, [true * K + predicted]). */
-type EvaluationPoint = ReturnType<Coordinator['metrics']>['evaluations'][number] & { readonly confusion?: readonly number[] };
+import { renderCharts, resizeCharts, type EvaluationPoint, type XMode } from './admin-charts.ts';
+import { drawConfusion } from './admin-confusion.ts';
+import { $ } from './admin-dom.ts';
+import { clearFormErrors, fillFormDefaults, issuesOf, readJobForm, showFormErrors, type JobFormElements } from './admin-form.ts';
+import { workerRows } from './admin-workers.ts';
 
 const TOKEN_KEY = 'tessera.adminToken';
-
-const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`admin page: element #${id} is missing from admin.html`);
-  return el as T;
-};
 
 const ui = {
   login: $('login'),
@@ -119,7 +117,7 @@ interface View {
   workers: WorkerRow[];
   /** (wall ms, iteration) of recent iteration events, for the rate and ETA */
   ticks: [number, number][];
-  xMode: 'iteration' | 'time';
+  xMode: XMode;
 }
 
 const view: View = { jobs: [], job: null, rows: [], evals: [], workers: [], ticks: [], xMode: 'iteration' };
@@ -227,7 +225,7 @@ function onEvent(e: JobEvent): void {
       if (view.ticks.length > 60) view.ticks.shift();
       if (view.job) view.job = { ...view.job, iteration: Math.max(view.job.iteration, e.metrics.iteration + 1) };
       renderJob();
-      soon('charts', 250, renderCharts);
+      soon('charts', 250, drawCharts);
       soon('job', 1000, refreshJob);
       soon('workers', 2000, refreshWorkers);
       soon('filters', 4000, refreshFilters);
@@ -289,7 +287,7 @@ async function selectJob(id: string | null): Promise<void> {
   view.ticks = [];
   if (id) ui.jobSelect.value = id;
   renderJob();
-  renderCharts();
+  drawCharts();
   renderConfusion(null);
   ui.filtersEmpty.classList.remove('hidden');
   ui.filters.classList.add('hidden');
@@ -320,7 +318,7 @@ async function refreshMetrics(all: boolean): Promise<void> {
     if (view.job?.id !== id) return;
     addRows(m.iterations);
     view.evals = m.evaluations;
-    renderCharts();
+    drawCharts();
     renderStats();
     const latest = [...m.evaluations].reverse().find((ev) => ev.confusion);
     renderConfusion(latest ?? null);
@@ -467,110 +465,21 @@ ui.weights.addEventListener('click', async () => {
   }
 });
 
-// ---------------------------------------------------------------- charts
+// ---------------------------------------------------------------- charts (admin-charts.ts)
 
-const COLORS = ['#2f6fed', '#e8590c', '#1f9d55', '#9c36b5', '#c2255c', '#0b7285'];
-const charts = new Map<string, uPlot>();
-
-/** A y range from the data, padded, and kept within [lo, hi] (a percentage stays within 0-100). */
-function clampedRange(lo: number, hi: number): uPlot.Range.Function {
-  return (_u, min, max) => {
-    if (min == null || max == null || !Number.isFinite(min) || !Number.isFinite(max)) return [lo, hi];
-    const pad = Math.max((max - min) * 0.1, (hi - lo) * 0.01);
-    return [Math.max(lo, min - pad), Math.min(hi, max + pad)];
-  };
+function drawCharts(): void {
+  renderCharts(view.rows, view.evals, view.xMode);
 }
 
-function chart(id: string, series: { label: string; color: string; points?: boolean; scale?: string }[], yLabel: string, yRange?: uPlot.Range.Function): uPlot {
-  const el = $(id);
-  const existing = charts.get(id);
-  const key = series.map((s) => s.label).join('|') + view.xMode;
-  if (existing && el.dataset.key === key) return existing;
-  existing?.destroy();
-  el.dataset.key = key;
-  const opts: uPlot.Options = {
-    width: Math.max(200, el.clientWidth),
-    height: 220,
-    legend: { show: true },
-    cursor: { drag: { x: true, y: false } },
-    scales: { x: { time: false }, ...(yRange ? { y: { range: yRange } } : {}) },
-    axes: [
-      { label: view.xMode === 'iteration' ? 'iteration' : 'seconds of training', labelSize: 18, size: 36, stroke: '#677185', grid: { stroke: '#eef0f4' } },
-      { label: yLabel, labelSize: 18, size: 52, stroke: '#677185', grid: { stroke: '#eef0f4' } },
-    ],
-    series: [
-      { label: view.xMode === 'iteration' ? 'iteration' : 's' },
-      ...series.map((s) => ({
-        label: s.label,
-        stroke: s.color,
-        width: 1.5,
-        spanGaps: false,
-        points: { show: s.points ?? false, size: 6, fill: s.color },
-      })),
-    ],
-  };
-  const u = new uPlot(opts, [[]], el);
-  charts.set(id, u);
-  return u;
-}
-
-function renderCharts(): void {
-  const rows = view.rows;
-  // x of each iteration: its number, or cumulative seconds of training when it ended
-  const xOf = new Map<number, number>();
-  let t = 0;
-  for (const r of rows) {
-    t += r.seconds;
-    xOf.set(r.iteration, view.xMode === 'iteration' ? r.iteration : t);
-  }
-  const xs = rows.map((r) => xOf.get(r.iteration)!);
-
-  const layers = [...new Set(rows.filter((r) => r.phase.startsWith('pretrain')).map((r) => r.phase))];
-  const recon = chart('chart-recon', (layers.length ? layers : ['pretrain layer 0']).map((p, i) => ({ label: p.replace('pretrain ', ''), color: COLORS[i % COLORS.length]! })), 'error / example');
-  recon.setData([xs, ...(layers.length ? layers : ['pretrain layer 0']).map((p) => rows.map((r) => (r.phase === p ? r.loss : null)))] as uPlot.AlignedData);
-
-  const loss = chart('chart-loss', [
-    { label: 'cross-entropy', color: COLORS[0]! },
-    { label: 'train error', color: COLORS[1]! },
-  ], 'per example');
-  loss.setData([xs, rows.map((r) => (r.phase === 'finetune' ? r.loss : null)), rows.map((r) => (r.phase === 'finetune' ? 1 - r.accuracy : null))] as uPlot.AlignedData);
-
-  const evals = view.evals;
-  const ex = evals.map((e) => (view.xMode === 'iteration' ? e.iteration : xOf.get(e.iteration) ?? xOf.get(e.iteration - 1) ?? t));
-  // Pre-training evaluations (output layer untrained, ~90%) are a series of their own, so fine-tuning's stands apart.
-  const test = chart(
-    'chart-test',
-    [
-      { label: 'fine-tuning', color: COLORS[2]!, points: true },
-      { label: 'after pre-training (output untrained)', color: '#adb5bd', points: true },
-    ],
-    'test error %',
-    clampedRange(0, 100),
-  );
-  const pct = (keep: (phase: string) => boolean) => evals.map((e) => (keep(e.phase) ? e.testError * 100 : null));
-  test.setData([ex, pct((p) => p === 'finetune'), pct((p) => p !== 'finetune')] as uPlot.AlignedData);
-
-  // what each iteration (round, in local SGD) moved per example it trained: results in, blobs out (weights, deltas, partitions)
-  const bytes = chart('chart-bytes', [
-    { label: 'in (results)', color: COLORS[3]! },
-    { label: 'out (weights, deltas, partitions)', color: COLORS[5]! },
-  ], 'bytes / example');
-  const perExample = (f: (r: IterationMetricsRow) => number) => rows.map((r) => (r.count > 0 ? f(r) / r.count : null));
-  bytes.setData([xs, perExample((r) => r.bytesIn), perExample((r) => r.bytesOut)] as uPlot.AlignedData);
-  document.body.dataset.chartPoints = String(rows.length);
-}
-
-function setXMode(mode: 'iteration' | 'time'): void {
+function setXMode(mode: XMode): void {
   view.xMode = mode;
   ui.xIter.classList.toggle('on', mode === 'iteration');
   ui.xTime.classList.toggle('on', mode === 'time');
-  renderCharts();
+  drawCharts();
 }
 ui.xIter.addEventListener('click', () => setXMode('iteration'));
 ui.xTime.addEventListener('click', () => setXMode('time'));
-window.addEventListener('resize', () => {
-  for (const [id, u] of charts) u.setSize({ width: Math.max(200, $(id).clientWidth), height: 220 });
-});
+window.addEventListener('resize', resizeCharts);
 
 // ---------------------------------------------------------------- filters, confusion
 
@@ -596,42 +505,7 @@ async function refreshFilters(): Promise<void> {
 }
 
 function renderConfusion(ev: EvaluationPoint | null): void {
-  const m = ev?.confusion;
-  if (!ev || !m) {
-    ui.confusion.innerHTML = '<p class="muted">No test evaluation yet.</p>';
-    ui.confusionCaption.textContent = '';
-    return;
-  }
-  const K = Math.round(Math.sqrt(m.length));
-  let max = 1;
-  for (let a = 0; a < K; a++) for (let p = 0; p < K; p++) if (a !== p) max = Math.max(max, m[a * K + p]!);
-  const table = document.createElement('table');
-  table.className = 'confusion';
-  const head = table.insertRow();
-  head.insertCell().outerHTML = '<th class="axis">true ↓ / predicted →</th>';
-  for (let p = 0; p < K; p++) head.insertCell().outerHTML = `<th>${p}</th>`;
-  for (let a = 0; a < K; a++) {
-    const row = table.insertRow();
-    row.insertCell().outerHTML = `<th>${a}</th>`;
-    let total = 0;
-    for (let p = 0; p < K; p++) total += m[a * K + p]!;
-    for (let p = 0; p < K; p++) {
-      const v = m[a * K + p]!;
-      const td = row.insertCell();
-      td.textContent = v ? String(v) : '';
-      if (a === p) {
-        const s = total ? v / total : 0;
-        td.style.background = `rgba(31, 157, 85, ${0.15 + 0.6 * s})`;
-        td.style.color = s > 0.6 ? '#fff' : '';
-      } else if (v) {
-        td.style.background = `rgba(214, 69, 69, ${0.08 + 0.75 * (v / max)})`;
-        td.style.color = v / max > 0.6 ? '#fff' : '';
-      }
-      td.title = `true ${a}, predicted ${p}: ${v}`;
-    }
-  }
-  ui.confusion.replaceChildren(table);
-  ui.confusionCaption.textContent = `· iteration ${ev.iteration}, test error ${(ev.testError * 100).toFixed(2)}%`;
+  drawConfusion(ui.confusion, ui.confusionCaption, ev);
 }
 
 // ---------------------------------------------------------------- workers
@@ -646,66 +520,9 @@ async function refreshWorkers(): Promise<void> {
 }
 
 function renderWorkers(): void {
-  const now = Date.now();
-  const rows = [...view.workers].sort((a, b) => Number(b.state === 'active') - Number(a.state === 'active') || b.lastSeen - a.lastSeen);
-  ui.workersBody.replaceChildren(
-    ...rows.map((w) => {
-      const tr = document.createElement('tr');
-      tr.dataset.worker = w.id;
-      tr.dataset.runtime = w.runtime;
-      const cells: [string, string?][] = [
-        [w.name],
-        [w.state],
-        [w.runtime],
-        [w.backend],
-        [w.adapter, 'adapter'],
-        [formatCount(w.tasksDone), 'num'],
-        [formatRate(w.examplesPerSecond), 'num'],
-        [formatBytes(w.bytesUp), 'num'],
-        [formatBytes(w.bytesDown), 'num'],
-        [String(w.rejected), 'num'],
-        [String(w.late), 'num'],
-        [formatAgo(w.lastSeen, now)],
-        [trustLabel(w), 'trust'],
-        [w.trust ? `${w.trust.checked} · ${w.trust.agreed} · ${w.trust.failed}` : '—', 'num'],
-      ];
-      for (const [text, cls] of cells) {
-        const td = tr.insertCell();
-        td.textContent = text;
-        if (cls) td.className = cls;
-        if (cls === 'adapter') td.title = text;
-      }
-      const badge = document.createElement('span');
-      badge.className = `badge ${w.state === 'active' ? 'good' : w.state === 'lost' ? 'warn' : ''}`;
-      badge.textContent = w.state;
-      tr.cells[1]!.replaceChildren(badge);
-      if (w.trust) {
-        const tb = document.createElement('span');
-        tb.className = `badge ${w.trust.banned ? 'bad' : w.trust.checkProbability < 1 ? 'good' : 'warn'}`;
-        tb.textContent = trustLabel(w);
-        tb.title = w.trust.banned ? (w.trust.banReason ?? 'banned') : `source ${w.trust.source}; next result checked with probability ${w.trust.checkProbability.toFixed(2)}`;
-        tr.cells[12]!.replaceChildren(tb);
-        const act = document.createElement('button');
-        act.type = 'button';
-        act.className = 'small';
-        act.textContent = w.trust.banned ? 'lift ban' : 'ban';
-        act.addEventListener('click', () => void banOrLift(w));
-        tr.insertCell().append(act);
-      } else tr.insertCell();
-      return tr;
-    }),
-  );
+  ui.workersBody.replaceChildren(...workerRows(view.workers, Date.now(), (w) => void banOrLift(w)));
   const active = view.workers.filter((w) => w.state === 'active').length;
   ui.workersCaption.textContent = `· ${active} active of ${view.workers.length}`;
-}
-
-/** probation (checked on every result), trusted (sampled), marked (failed a check), banned */
-function trustLabel(w: WorkerRow): string {
-  const t = w.trust;
-  if (!t) return '—';
-  if (t.banned) return 'banned';
-  if (t.checkProbability < 1) return t.marked ? 'trusted, marked' : 'trusted';
-  return t.marked ? 'probation, marked' : 'probation';
 }
 
 async function banOrLift(w: WorkerRow): Promise<void> {
@@ -717,54 +534,20 @@ async function banOrLift(w: WorkerRow): Promise<void> {
   }
 }
 
-// ---------------------------------------------------------------- new job
+// ---------------------------------------------------------------- new job (admin-form.ts)
 
-/**
- * The form starts from the coordinator's defaults (DEFAULT_JOB), so the two
- * never drift apart; the training fields from the default job's training
- * config, or where it has none (sync fp32), from local SGD's defaults, with
- * the mode and encodings of sync fp32.
- */
-const formTraining: TrainingConfig = DEFAULT_JOB.training ?? { ...TRAINING_DEFAULTS, mode: SYNC_TRAINING.mode, up: SYNC_TRAINING.up, down: SYNC_TRAINING.down };
-for (const input of ui.form.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input[name], select[name]')) {
-  let v: unknown = { ...DEFAULT_JOB, training: formTraining };
-  for (const k of input.name.split('.')) v = (v as Record<string, unknown> | undefined)?.[k];
-  if (typeof v === 'number' || typeof v === 'string') input.value = String(v);
-  else if (Array.isArray(v)) input.value = v.join(',');
-}
-
-/** Form fields whose values are strings, not numbers. */
-const TEXT_FIELDS = new Set(['name', 'training.mode', 'training.up', 'training.down']);
+const formEls: JobFormElements = { form: ui.form, error: ui.formError, ok: ui.formOk };
+fillFormDefaults(ui.form);
 
 ui.form.addEventListener('submit', async (e) => {
   e.preventDefault();
-  clearFormErrors();
-  const fd = new FormData(ui.form);
-  const cfg: Record<string, unknown> = {};
-  const local: FieldIssue[] = [];
-  for (const [name, raw] of fd) {
-    if (name === 'startNow') continue;
-    const value = String(raw).trim();
-    if (value === '') continue;
-    let v: unknown = value;
-    if (name === 'layers') {
-      const parts = value.split(/[\s,x-]+/).filter(Boolean).map(Number);
-      if (parts.some((n) => !Number.isFinite(n))) local.push({ field: name, message: 'expected sizes separated by commas, e.g. 784,500,10' });
-      v = parts;
-    } else if (!TEXT_FIELDS.has(name)) {
-      v = Number(value);
-      if (!Number.isFinite(v)) local.push({ field: name, message: 'expected a number' });
-    }
-    setPath(cfg, name.split('.'), v);
-  }
-  if (local.length) return showFormErrors(local);
-  // sync mode with float32 both ways is a job without a training config: the original path
-  const t = cfg.training as Record<string, unknown> | undefined;
-  if (t && t.mode === 'sync' && t.up === 'f32' && t.down === 'f32') delete cfg.training;
+  clearFormErrors(formEls);
+  const { cfg, issues: local, startNow } = readJobForm(ui.form);
+  if (local.length) return showFormErrors(formEls, local);
   try {
     const job = await api<JobSummary>(PATHS.admin.jobs, { method: 'POST', body: JSON.stringify(cfg) });
     let started = job;
-    if (fd.get('startNow')) {
+    if (startNow) {
       try {
         started = await api<JobSummary>(PATHS.admin.action(job.id, 'start'), { method: 'POST' });
       } catch (err) {
@@ -777,50 +560,10 @@ ui.form.addEventListener('submit', async (e) => {
     await selectJob(job.id);
   } catch (err) {
     if (handleAuth(err)) return;
-    if (err instanceof ApiFailure && err.status === 400 && err.body) return showFormErrors(issuesOf(err.body));
+    if (err instanceof ApiFailure && err.status === 400 && err.body) return showFormErrors(formEls, issuesOf(err.body));
     ui.formError.textContent = err instanceof Error ? err.message : String(err);
   }
 });
-
-function setPath(obj: Record<string, unknown>, path: string[], v: unknown): void {
-  let o = obj;
-  for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
-  o[path[path.length - 1]!] = v;
-}
-
-/** The config issues of a 400 answer (`issues: [{field, message}]`); without them, the detail as one issue for the whole form. */
-function issuesOf(body: ApiError): FieldIssue[] {
-  const issues = Array.isArray(body.issues) ? body.issues.filter((i) => typeof i?.field === 'string' && typeof i?.message === 'string') : [];
-  return issues.length ? issues : [{ field: '', message: body.detail }];
-}
-
-function clearFormErrors(): void {
-  ui.formError.textContent = '';
-  ui.formOk.textContent = '';
-  for (const l of ui.form.querySelectorAll<HTMLElement>('label[data-field]')) {
-    l.classList.remove('invalid');
-    l.querySelector('.field-error')!.textContent = '';
-  }
-}
-
-function showFormErrors(issues: readonly FieldIssue[]): void {
-  const unplaced: string[] = [];
-  for (const { field, message } of issues) {
-    // an issue on a field the form lacks (e.g. learningRate.decay) goes to its nearest shown parent, else on top
-    let label: HTMLElement | null = null;
-    for (let f = field; f && !label; f = f.includes('.') ? f.slice(0, f.lastIndexOf('.')) : '') {
-      label = ui.form.querySelector<HTMLElement>(`label[data-field="${CSS.escape(f)}"]`);
-    }
-    if (!label) {
-      unplaced.push(field ? `${field}: ${message}` : message);
-      continue;
-    }
-    label.classList.add('invalid');
-    const span = label.querySelector('.field-error')!;
-    span.textContent = span.textContent ? `${span.textContent}; ${message}` : message;
-  }
-  ui.formError.textContent = unplaced.length ? unplaced.join('; ') : issues.length ? 'The job was not created: fix the fields marked below.' : '';
-}
 
 // ---------------------------------------------------------------- go
 

@@ -4,6 +4,10 @@
  * serves, validation errors turned into exceptions that name the kernel, and
  * a lost device reported clearly. Runtime-neutral: it needs `navigator.gpu`
  * (Deno, browsers, Web Workers) or a GPUDevice handed in (Node's `webgpu`).
+ *
+ * About 540 lines, one unit: the Gpu, its buffer pool and a Recording (one
+ * task's dispatches) share the device, the pipeline and bind-group caches
+ * and the pool, which Recording reaches through the Gpu's internals.
  */
 import { summariseAdapter as summarise, type AdapterSummary } from './adapter.ts';
 import { WGSL, type ShaderName } from './shaders.gen.ts';
