@@ -13,6 +13,9 @@
  * the sandbox and goes on; at the end it writes the table (markdown, JSON)
  * and one time-to-accuracy SVG per mode and profile to bench/results/.
  * It drives the system only through its command lines and its HTTP API.
+ * One file (about 470 lines) because it is one script read top to bottom:
+ * flags, one point's life, the loop over points; the sandbox, the report and
+ * the evaluator are its own files.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
