@@ -68,6 +68,7 @@ import { Store } from './store.ts';
 import { jobMetrics, jobRow, jobSummary, publicStatus } from './views.ts';
 import { WorkerRegistry, type WorkerRef } from './workers.ts';
 import { sourceOf } from '../trust/reputation.ts';
+import type { TrustRecord, TrustStore } from '../trust/reputation.ts';
 import { Verifier } from '../trust/verifier.ts';
 
 export type { CoordinatorOptions } from './options.ts';
@@ -108,7 +109,15 @@ export class Coordinator {
     const emit = (e: JobEvent): void => this.events.emit(e);
     const log = (msg: string): void => this.opts.log?.(msg);
     const checkBackend = opts.trust?.backend ?? opts.evalBackend;
-    this.verifier = checkBackend ? new Verifier({ policy: opts.trust?.policy, tolerance: opts.trust?.tolerance, random: opts.trust?.random, backend: checkBackend }) : null;
+    const store = this.store;
+    // trust records and source strikes live in the ledger: a ban, a probation, a source's strikes survive a restart
+    const trustStore: TrustStore = {
+      saveRecord: (r) => store.saveTrustRecord(r.workerId, JSON.stringify(r)),
+      addStrike: (source, at, since) => store.addTrustStrike(source, at, since),
+      clearStrikes: (source) => store.clearTrustStrikes(source),
+    };
+    this.verifier = checkBackend ? new Verifier({ policy: opts.trust?.policy, tolerance: opts.trust?.tolerance, random: opts.trust?.random, backend: checkBackend, store: trustStore }) : null;
+    this.verifier?.reputation.restore(store.trustRecords().map((r) => JSON.parse(r) as TrustRecord), store.trustStrikes());
     this.workerRegistry = new WorkerRegistry(
       this.store,
       emit,

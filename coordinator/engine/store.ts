@@ -127,6 +127,8 @@ CREATE TABLE IF NOT EXISTS iterations (
   job_id TEXT NOT NULL, iteration INTEGER NOT NULL, phase TEXT NOT NULL, loss REAL NOT NULL, accuracy REAL NOT NULL,
   count INTEGER NOT NULL, tasks INTEGER NOT NULL, seconds REAL NOT NULL, bytes_in INTEGER NOT NULL,
   bytes_out INTEGER NOT NULL, done_at INTEGER NOT NULL, PRIMARY KEY (job_id, iteration));
+CREATE TABLE IF NOT EXISTS trust_records (worker_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trust_strikes (source TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS evaluations (
   job_id TEXT NOT NULL, iteration INTEGER NOT NULL, phase TEXT NOT NULL, test_error REAL NOT NULL,
   test_loss REAL NOT NULL, at INTEGER NOT NULL, confusion TEXT);
@@ -258,6 +260,31 @@ export class Store {
   deleteWorker(id: string): void {
     this.q('DELETE FROM workers WHERE id = ?').run(id);
   }
+  /** Trust records (coordinator/trust/reputation.ts), as JSON, so bans and probation survive a restart. */
+  saveTrustRecord(workerId: string, record: string): void {
+    this.q('INSERT INTO trust_records (worker_id, record) VALUES (?, ?) ON CONFLICT(worker_id) DO UPDATE SET record = excluded.record').run(workerId, record);
+  }
+
+  trustRecords(): string[] {
+    return (this.q('SELECT record FROM trust_records').all() as { record: string }[]).map((r) => r.record);
+  }
+
+  /** A strike against a registration source at `at`; strikes older than `since` are dropped. */
+  addTrustStrike(source: string, at: number, since: number): void {
+    this.tx(() => {
+      this.q('DELETE FROM trust_strikes WHERE at < ?').run(since);
+      this.q('INSERT INTO trust_strikes (source, at) VALUES (?, ?)').run(source, at);
+    });
+  }
+
+  clearTrustStrikes(source: string): void {
+    this.q('DELETE FROM trust_strikes WHERE source = ?').run(source);
+  }
+
+  trustStrikes(): { source: string; at: number }[] {
+    return this.q('SELECT source, at FROM trust_strikes ORDER BY at').all() as { source: string; at: number }[];
+  }
+
   workers(): WorkerRow[] {
     return this.q('SELECT * FROM workers ORDER BY joined_at').all() as WorkerRow[];
   }

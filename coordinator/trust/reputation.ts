@@ -125,10 +125,23 @@ export interface Reputation {
   ban(workerId: string, now: number, reason: string): TrustRecord;
   /** The admin lifts a ban: clean record (probation again), the source's strikes forgotten. */
   lift(workerId: string): TrustRecord;
+  /** Takes back records and strikes saved through `TrustStore` (after a restart). */
+  restore(records: readonly TrustRecord[], strikes: readonly { source: string; at: number }[]): void;
 }
 
-export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Reputation {
+/** Where records and strikes are kept beyond the process (the engine's SQLite ledger). */
+export interface TrustStore {
+  saveRecord(r: TrustRecord): void;
+  addStrike(source: string, at: number, since: number): void;
+  clearStrikes(source: string): void;
+}
+
+export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY, store?: TrustStore): Reputation {
   validPolicy(policy);
+  const save = <R extends TrustRecord>(r: R): R => {
+    store?.saveRecord(r);
+    return r;
+  };
   const byWorker = new Map<string, TrustRecord>();
   const sourceStrikes = new Map<string, number[]>();
 
@@ -162,7 +175,7 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
         marked: inherited > 0, banned: false, bannedAt: null, banReason: null,
       };
       byWorker.set(workerId, r);
-      return r;
+      return save(r);
     },
     record: (workerId) => byWorker.get(workerId),
     records: () => [...byWorker.values()],
@@ -178,7 +191,7 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
       r.agreed++;
       r.consecutive++;
       if (kind !== undefined) r.consecutiveBy[kind] = (r.consecutiveBy[kind] ?? 0) + 1;
-      return r;
+      return save(r);
     },
     failed(workerId, now) {
       const r = get(workerId);
@@ -190,12 +203,13 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
       const list = sourceStrikes.get(r.source) ?? [];
       list.push(now);
       sourceStrikes.set(r.source, list);
+      store?.addStrike(r.source, now, now - policy.sourceMemoryMs);
       if (!r.banned && r.failed + r.inherited >= policy.failuresToBan) {
         r.banned = true;
         r.bannedAt = now;
         r.banReason = `failed ${r.failed} check${r.failed === 1 ? '' : 's'}${r.inherited ? ` (source ${r.source} had ${r.inherited} strike${r.inherited === 1 ? '' : 's'})` : ''}`;
       }
-      return r;
+      return save(r);
     },
     ban(workerId, now, reason) {
       const r = get(workerId);
@@ -204,7 +218,7 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
         r.bannedAt = now;
         r.banReason = reason;
       }
-      return r;
+      return save(r);
     },
     lift(workerId) {
       const r = get(workerId);
@@ -216,7 +230,16 @@ export function createReputation(policy: TrustPolicy = DEFAULT_TRUST_POLICY): Re
       r.consecutive = 0;
       r.consecutiveBy = {};
       sourceStrikes.delete(r.source);
-      return r;
+      store?.clearStrikes(r.source);
+      return save(r);
+    },
+    restore(records, strikes) {
+      for (const r of records) byWorker.set(r.workerId, { ...r, consecutiveBy: { ...r.consecutiveBy } });
+      for (const { source, at } of strikes) {
+        const list = sourceStrikes.get(source) ?? [];
+        list.push(at);
+        sourceStrikes.set(source, list);
+      }
     },
   };
 }

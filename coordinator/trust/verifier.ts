@@ -17,7 +17,7 @@ import type { Params } from '../../core/model/params.ts';
 import { phaseName, type Phase } from '../../core/model/plan.ts';
 import { computeTask, type ExampleBatch, type TaskResult } from '../../core/task.ts';
 import { compareResults, DEFAULT_TOLERANCE, type Comparison, type Comparable, type Tolerance } from './compare.ts';
-import { createReputation, DEFAULT_TRUST_POLICY, type Reputation, type TrustPolicy, type TrustRecord } from './reputation.ts';
+import { createReputation, DEFAULT_TRUST_POLICY, type Reputation, type TrustPolicy, type TrustRecord, type TrustStore } from './reputation.ts';
 
 export interface VerifierOptions {
   readonly policy?: TrustPolicy;
@@ -26,6 +26,8 @@ export interface VerifierOptions {
   readonly backend: () => Promise<ComputeBackend>;
   /** uniform draws in [0, 1) for the sampling (tests pass a seeded one) */
   readonly random?: () => number;
+  /** where trust records and strikes outlive the process */
+  readonly store?: TrustStore;
 }
 
 /** What the job's checking cost: examples recomputed against examples accepted. */
@@ -58,7 +60,7 @@ export class Verifier {
   private readonly figures = new Map<string, CheckingFigures>();
 
   constructor(private readonly opts: VerifierOptions) {
-    this.reputation = createReputation(opts.policy ?? DEFAULT_TRUST_POLICY);
+    this.reputation = createReputation(opts.policy ?? DEFAULT_TRUST_POLICY, opts.store);
     this.tolerance = opts.tolerance ?? DEFAULT_TOLERANCE;
     this.random = opts.random ?? Math.random;
   }
@@ -71,8 +73,8 @@ export class Verifier {
 
   /**
    * Whether this result of the worker, for a task of this phase, is checked.
-   * A worker without a record (registered before the coordinator restarted:
-   * records live in memory) gets a fresh one, from an unknown source.
+   * A worker without a record (registered before records were kept) gets a
+   * fresh one, from an unknown source.
    */
   shouldCheck(workerId: string, phase: Phase): boolean {
     if (!this.reputation.record(workerId)) this.reputation.register(workerId, 'unknown', Date.now());

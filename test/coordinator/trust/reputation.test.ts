@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createReputation, DEFAULT_TRUST_POLICY, independent, sourceOf, TrustError } from '../../../coordinator/trust/reputation.ts';
+import { Store } from '../../../coordinator/engine/store.ts';
+import { createReputation, DEFAULT_TRUST_POLICY, independent, sourceOf, TrustError, type TrustRecord, type TrustStore } from '../../../coordinator/trust/reputation.ts';
 
 describe('sourceOf', () => {
   it('IPv4 /24, IPv4-mapped IPv6 as IPv4, IPv6 /48, unknown', () => {
@@ -137,5 +138,39 @@ describe('Reputation', () => {
     // after 100 iterations the records are long: the overhead is far below 10%
     expect(checks / results).toBeLessThan(0.1);
     expect(checks).toBeGreaterThan(0);
+  });
+});
+
+describe('Reputation kept in the ledger (TrustStore over SQLite)', () => {
+  it('records, bans and source strikes come back in a new process; a lift clears the strikes there too', () => {
+    const store = new Store(':memory:');
+    const keep: TrustStore = {
+      saveRecord: (r) => store.saveTrustRecord(r.workerId, JSON.stringify(r)),
+      addStrike: (source, at, since) => store.addTrustStrike(source, at, since),
+      clearStrikes: (source) => store.clearTrustStrikes(source),
+    };
+    const policy = { ...DEFAULT_TRUST_POLICY, failuresToBan: 2 };
+    const a = createReputation(policy, keep);
+    a.register('w1', '203.0.113.0/24', 1_000);
+    a.agreed('w1', 'finetune');
+    a.failed('w1', 2_000);
+    a.failed('w1', 3_000);
+    expect(a.record('w1')!.banned).toBe(true);
+
+    const restart = (): ReturnType<typeof createReputation> => {
+      const b = createReputation(policy, keep);
+      b.restore(store.trustRecords().map((r) => JSON.parse(r) as TrustRecord), store.trustStrikes());
+      return b;
+    };
+    const b = restart();
+    expect(b.record('w1')).toMatchObject({ banned: true, checked: 3, agreed: 1, failed: 2, source: '203.0.113.0/24' });
+    expect(b.strikes('203.0.113.0/24', 4_000)).toBe(2);
+    // a newcomer from the same source after the restart inherits the strikes
+    expect(b.register('w2', '203.0.113.0/24', 4_000)).toMatchObject({ inherited: 2, marked: true });
+    b.lift('w1');
+    const c = restart();
+    expect(c.record('w1')).toMatchObject({ banned: false, failed: 0 });
+    expect(c.strikes('203.0.113.0/24', 5_000)).toBe(0);
+    store.close();
   });
 });

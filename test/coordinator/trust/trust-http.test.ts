@@ -121,4 +121,17 @@ describe('trust through the API', () => {
     expect(await missing.json()).toMatchObject({ error: 'not-found' });
     expect((await rig.app.request(PATHS.admin.unban(cheat.workerId), { method: 'POST' })).status).toBe(401);
   });
+
+  it('a ban and its record survive a restart of the coordinator on the same folder', async () => {
+    // (the previous test left the cheat banned by hand, and its /24 with strikes)
+    const before = trustOf(cheat.workerId);
+    expect(before.banned).toBe(true);
+    const dir = rig.dir;
+    await rig.coord.close();
+    rig = await makeRig({}, dir);
+    expect(trustOf(cheat.workerId)).toMatchObject({ banned: true, banReason: 'banned by the admin', checked: before.checked, failed: before.failed, source: '198.51.100.0/24' });
+    const res = await lease('198.51.100.7', cheat);
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: 'banned' });
+  });
 });
