@@ -10,6 +10,17 @@ export class CoordinatorError extends Error {
   }
 }
 
+/** The coordinator's error answer as a CoordinatorError (its JSON body, or a stand-in where it has none). */
+export async function coordinatorError(res: Response): Promise<CoordinatorError> {
+  let body: ApiError;
+  try {
+    body = (await res.json()) as ApiError;
+  } catch {
+    body = { error: 'internal', detail: `HTTP ${res.status} without a JSON error body` };
+  }
+  return new CoordinatorError(res.status, body);
+}
+
 /** Waits ms, or less when the signal aborts. */
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {

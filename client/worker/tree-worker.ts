@@ -38,7 +38,7 @@ import {
 import { decodePartition } from '../../core/protocol/partition.ts';
 import { sampleRange } from '../../core/rng.ts';
 import { addResults, batchFromPartition, computeTask, type TaskResult } from '../../core/task.ts';
-import { CoordinatorError, sleep } from './net.ts';
+import { coordinatorError, CoordinatorError, sleep } from './net.ts';
 import type { FetchLike } from './options.ts';
 
 /** What a child's partial got from its parent. */
@@ -128,13 +128,7 @@ export class TreeWorker {
     if (this.reg) headers[WORKER_HEADER] = this.reg.token;
     const res = await this.fetchFn(this.base + path, { ...init, headers });
     if (!res.ok) {
-      let body: ApiError;
-      try {
-        body = (await res.json()) as ApiError;
-      } catch {
-        body = { error: 'internal', detail: `HTTP ${res.status} without a JSON error body` };
-      }
-      throw new CoordinatorError(res.status, body);
+      throw await coordinatorError(res);
     }
     return res;
   }

@@ -19,7 +19,6 @@ import {
   PATHS,
   SAFETENSORS_TYPE,
   WORKER_HEADER,
-  type ApiError,
   type LeaseResponse,
   type RegisterResponse,
   type ResultAck,
@@ -36,7 +35,7 @@ import { LocalSgdPlan } from '../../core/model/training.ts';
 import { encodeTrainingResult } from '../../core/protocol/encoded-results.ts';
 import { WeightsHolder } from './weights-holder.ts';
 import { MemoryBlobCache, type BlobCache } from './cache.ts';
-import { CoordinatorError, readBytes, sleep } from './net.ts';
+import { coordinatorError, CoordinatorError, readBytes, sleep } from './net.ts';
 import type { FetchLike, WorkerEvent, WorkerOptions } from './options.ts';
 
 // The worker loop's public face: what its users (the Deno CLI, the browser's Web Worker, tests) import with GridWorker.
@@ -150,13 +149,7 @@ export class GridWorker {
   private async request(path: string, init: RequestInit): Promise<Response> {
     const res = await this.fetchFn(this.base + path, init);
     if (!res.ok && res.status !== 304) {
-      let body: ApiError;
-      try {
-        body = (await res.json()) as ApiError;
-      } catch {
-        body = { error: 'internal', detail: `HTTP ${res.status} without a JSON error body` };
-      }
-      throw new CoordinatorError(res.status, body);
+      throw await coordinatorError(res);
     }
     return res;
   }

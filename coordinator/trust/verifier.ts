@@ -15,7 +15,7 @@ import type { ComputeBackend } from '../../core/backend.ts';
 import type { JobConfig } from '../../core/model/config.ts';
 import type { Params } from '../../core/model/params.ts';
 import { phaseName, type Phase } from '../../core/model/plan.ts';
-import { computeTask, type ExampleBatch, type TaskResult } from '../../core/task.ts';
+import { computeTasks, type ExampleBatch, type TaskResult } from '../../core/task.ts';
 import { compareResults, DEFAULT_TOLERANCE, type Comparison, type Comparable, type Tolerance } from './compare.ts';
 import { createReputation, DEFAULT_TRUST_POLICY, type Reputation, type TrustPolicy, type TrustRecord, type TrustStore } from './reputation.ts';
 
@@ -93,21 +93,8 @@ export class Verifier {
     const run = async (): Promise<TaskResult> => {
       this.backendP ??= this.opts.backend();
       const backend = await this.backendP;
-      let total: { grads: Map<string, Float32Array>; loss: number; correct: number; count: number } | null = null;
-      for (const batch of batches) {
-        const r = await computeTask(backend, cfg, params, { phase, iteration, seed: cfg.seed }, batch);
-        if (!total) total = { grads: new Map([...r.grads].map(([n, g]) => [n, g.slice()])), loss: r.loss, correct: r.correct, count: r.count };
-        else {
-          for (const [n, g] of r.grads) {
-            const acc = total.grads.get(n)!;
-            for (let i = 0; i < g.length; i++) acc[i] += g[i]!;
-          }
-          total.loss += r.loss;
-          total.correct += r.correct;
-          total.count += r.count;
-        }
-      }
-      return total!;
+      // the tasks summed in order, one at a time, as a worker's loop computes a bundle (core/task.ts)
+      return await computeTasks(backend, cfg, params, batches.map(() => ({ phase, iteration, seed: cfg.seed })), batches);
     };
     const p = this.chain.then(run, run);
     this.chain = p.catch(() => undefined);

@@ -41,13 +41,7 @@ export async function createSimdEngine(): Promise<CpuEngine | null> {
   const memory = wasm.memory;
   const workspace = new WasmWorkspace(memory, wasm.heapBase());
 
-  const addr = (name: string, a: Float32Array, need: number): number => {
-    if (a.buffer !== memory.buffer) {
-      throw new Error(`matmul operand ${name} is not in the SIMD engine's memory: take it from engine.workspace.reserve()`);
-    }
-    if (a.length < need) throw new RangeError(`${name} has ${a.length} elements, the kernel needs ${need}`);
-    return a.byteOffset;
-  };
+  const addr = operandAddress(memory);
   const matmul: MatmulFn = (form: MatmulForm, A, B, C, M, K, N) => {
     const a = addr('A', A, M * K);
     const b = addr('B', B, K * N);
@@ -57,4 +51,19 @@ export async function createSimdEngine(): Promise<CpuEngine | null> {
     else wasm.matmulBroadcast(a, 1, M, b, c, M, K, N);
   };
   return { name: 'WebAssembly SIMD, 1 thread', matmul, workspace };
+}
+
+/**
+ * The byte address of a matmul operand in `memory` (the one-thread and the
+ * threaded engines alike): refuses an array outside it, or shorter than the
+ * kernel needs.
+ */
+export function operandAddress(memory: WebAssembly.Memory): (name: string, a: Float32Array, need: number) => number {
+  return (name, a, need) => {
+    if (a.buffer !== memory.buffer) {
+      throw new Error(`matmul operand ${name} is not in the SIMD engine's memory: take it from engine.workspace.reserve()`);
+    }
+    if (a.length < need) throw new RangeError(`${name} has ${a.length} elements, the kernel needs ${need}`);
+    return a.byteOffset;
+  };
 }

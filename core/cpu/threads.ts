@@ -18,6 +18,7 @@ import type { CpuEngine, MatmulFn } from './cpu-backend.ts';
 import { biasSigmoid, sampleBernoulli, sigmoidBackprop, type MatmulForm } from './kernels.ts';
 import { CONTROL_BYTES, CTL, IDS_CAPACITY, OP, tagOf, work, type SharedKernels, type ThreadInit } from './parallel.ts';
 import { SIMD_SHARED_WASM_BASE64 } from './simd-shared-wasm.generated.ts';
+import { operandAddress } from './simd.ts';
 import { WasmWorkspace } from './workspace.ts';
 
 /** The end of a helper thread the engine talks to (a Web Worker, a worker_threads Worker). */
@@ -192,11 +193,7 @@ export async function createThreadedEngine(opts: ThreadedEngineOptions): Promise
   };
 
   const inMemory = (a: { buffer: ArrayBufferLike }): boolean => a.buffer === memory.buffer;
-  const addr = (name: string, a: Float32Array, need: number): number => {
-    if (!inMemory(a)) throw new Error(`matmul operand ${name} is not in the SIMD engine's memory: take it from engine.workspace.reserve()`);
-    if (a.length < need) throw new RangeError(`${name} has ${a.length} elements, the kernel needs ${need}`);
-    return a.byteOffset;
-  };
+  const addr = operandAddress(memory);
   const matmul: MatmulFn = (form: MatmulForm, A, B, C, M, K, N) => {
     const a = addr('A', A, M * K);
     const b = addr('B', B, K * N);
